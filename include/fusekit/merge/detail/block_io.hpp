@@ -1,0 +1,90 @@
+/// @file
+/// @brief Internal: moving blocks of consecutive (row-major linear) elements between views and float
+/// buffers, with a contiguous fast path that vectorizes and a strided path for any layout.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include <fusekit/core/config.hpp>
+#include <fusekit/types/element.hpp>
+
+namespace fusekit::detail {
+
+/// Elements per block in the blocked merge loops (buffers of this many floats live on the stack).
+inline constexpr std::int64_t merge_block = 2048;
+
+/// Offset (in elements) of row-major linear index `i` in view `v`.
+template <class V> FUSEKIT_HOST_DEVICE constexpr std::int64_t linear_offset(const V& v, std::int64_t i) noexcept {
+  std::int64_t off = 0;
+  for (std::size_t d = V::rank(); d-- > 0;) {
+    const std::int64_t e = v.extent(d);
+    off += (i % e) * v.stride(d);
+    i /= e;
+  }
+  return off;
+}
+
+/// Loads elements [b, b+len) (row-major linear order) of view `v` into `dst` as compute floats.
+template <class V> void load_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, float* dst) noexcept {
+  using T = std::remove_cv_t<typename V::element_type>;
+  if (contiguous) {
+    const T* src = v.data() + b;
+    FUSEKIT_PRAGMA_SIMD
+    for (std::int64_t j = 0; j < len; ++j)
+      dst[j] = static_cast<float>(src[j]);
+    return;
+  }
+  if constexpr (V::rank() == 1) {
+    const std::int64_t s = v.stride(0);
+    const T* src = v.data() + b * s;
+    for (std::int64_t j = 0; j < len; ++j)
+      dst[j] = static_cast<float>(src[j * s]);
+  } else if constexpr (V::rank() == 2) {
+    const std::int64_t cols = v.extent(1), s0 = v.stride(0), s1 = v.stride(1);
+    std::int64_t r = b / cols, c = b % cols;
+    for (std::int64_t j = 0; j < len; ++j) {
+      dst[j] = static_cast<float>(v.data()[r * s0 + c * s1]);
+      if (++c == cols) {
+        c = 0;
+        ++r;
+      }
+    }
+  } else {
+    for (std::int64_t j = 0; j < len; ++j)
+      dst[j] = static_cast<float>(v.data()[linear_offset(v, b + j)]);
+  }
+}
+
+/// Stores `src[0..len)` into elements [b, b+len) of view `v`, rounding to its element type.
+template <class V> void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, const float* src) noexcept {
+  using T = std::remove_cv_t<typename V::element_type>;
+  if (contiguous) {
+    T* dst = v.data() + b;
+    FUSEKIT_PRAGMA_SIMD
+    for (std::int64_t j = 0; j < len; ++j)
+      dst[j] = from_compute<T>(src[j]);
+    return;
+  }
+  if constexpr (V::rank() == 1) {
+    const std::int64_t s = v.stride(0);
+    T* dst = v.data() + b * s;
+    for (std::int64_t j = 0; j < len; ++j)
+      dst[j * s] = from_compute<T>(src[j]);
+  } else if constexpr (V::rank() == 2) {
+    const std::int64_t cols = v.extent(1), s0 = v.stride(0), s1 = v.stride(1);
+    std::int64_t r = b / cols, c = b % cols;
+    for (std::int64_t j = 0; j < len; ++j) {
+      v.data()[r * s0 + c * s1] = from_compute<T>(src[j]);
+      if (++c == cols) {
+        c = 0;
+        ++r;
+      }
+    }
+  } else {
+    for (std::int64_t j = 0; j < len; ++j)
+      v.data()[linear_offset(v, b + j)] = from_compute<T>(src[j]);
+  }
+}
+
+} // namespace fusekit::detail

@@ -1,0 +1,83 @@
+/// @file
+/// @brief Counter-based random numbers (Philox4x32-10): the value at (seed, stream, index) is a pure
+/// function of those three, so masks are identical for any thread count, processing order, CPU or GPU.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include <fusekit/core/config.hpp>
+
+namespace fusekit::rng {
+
+/// One Philox4x32 block: 128-bit counter, 64-bit key.
+struct philox4x32_block {
+  std::array<std::uint32_t, 4> v;
+};
+
+namespace detail {
+FUSEKIT_HOST_DEVICE constexpr void mulhilo32(std::uint32_t a, std::uint32_t b, std::uint32_t& hi,
+                                             std::uint32_t& lo) noexcept {
+  const std::uint64_t p = static_cast<std::uint64_t>(a) * b;
+  hi = static_cast<std::uint32_t>(p >> 32);
+  lo = static_cast<std::uint32_t>(p);
+}
+} // namespace detail
+
+/// Philox4x32 with 10 rounds (Salmon et al., SC'11; the Random123 / cuRAND generator).
+FUSEKIT_HOST_DEVICE constexpr std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr,
+                                                                         std::array<std::uint32_t, 2> key) noexcept {
+  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  for (int r = 0; r < 10; ++r) {
+    std::uint32_t hi0 = 0, lo0 = 0, hi1 = 0, lo1 = 0;
+    detail::mulhilo32(M0, ctr[0], hi0, lo0);
+    detail::mulhilo32(M1, ctr[2], hi1, lo1);
+    ctr = {hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0};
+    key[0] += W0;
+    key[1] += W1;
+  }
+  return ctr;
+}
+
+/// 64-bit FNV-1a hash: turns a tensor name into a stream id ("model.layers.0.mlp.up_proj.weight").
+[[nodiscard]] constexpr std::uint64_t stream_id(std::string_view name) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// Four 32-bit random words for counter block `block` of stream `stream` under `seed`.
+FUSEKIT_HOST_DEVICE constexpr std::array<std::uint32_t, 4> random_block(std::uint64_t seed, std::uint64_t stream,
+                                                                        std::uint64_t block) noexcept {
+  return philox4x32_10({static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                        static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)},
+                       {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
+}
+
+/// The 32-bit random word for element `index` (element i uses word i%4 of block i/4).
+FUSEKIT_HOST_DEVICE constexpr std::uint32_t random_u32(std::uint64_t seed, std::uint64_t stream,
+                                                       std::uint64_t index) noexcept {
+  return random_block(seed, stream, index >> 2)[index & 3u];
+}
+
+/// Converts a random word to a float uniform in [0, 1) with 24 random bits.
+FUSEKIT_HOST_DEVICE constexpr float u32_to_unit_float(std::uint32_t w) noexcept {
+  return static_cast<float>(w >> 8) * (1.0f / 16777216.0f);
+}
+
+/// Uniform float in [0, 1) for element `index` of stream `stream` under `seed`.
+FUSEKIT_HOST_DEVICE constexpr float uniform01(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) noexcept {
+  return u32_to_unit_float(random_u32(seed, stream, index));
+}
+
+/// Bernoulli(p) draw for element `index`: true with probability p (exactly: u < p, u on a 2^-24 grid).
+FUSEKIT_HOST_DEVICE constexpr bool bernoulli(std::uint64_t seed, std::uint64_t stream, std::uint64_t index,
+                                             float p) noexcept {
+  return uniform01(seed, stream, index) < p;
+}
+
+} // namespace fusekit::rng
