@@ -1,0 +1,277 @@
+/// @file
+/// @brief Internal per-row kernels shared by log-prob, cross-entropy and fusion losses: one streaming
+/// pass over a row of logits with an online (running max + rescaled sum) log-sum-exp, optional
+/// entropy / logit sum / argmax / top-k, and the matching gradient writer. Blocks of the row are
+/// widened to the compute type in a small stack buffer so the inner loops vectorize.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include <fusekit/core/config.hpp>
+#include <fusekit/loss/numerics.hpp>
+#include <fusekit/types/bf16.hpp>
+#include <fusekit/types/element.hpp>
+#include <fusekit/types/fp16.hpp>
+
+#define FUSEKIT_LOSS_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP)
+#define FUSEKIT_LOSS_SIMD_MAX(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(max : v))
+#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(+ : v))
+#define FUSEKIT_LOSS_SIMD FUSEKIT_LOSS_PRAGMA(omp simd)
+#else
+#define FUSEKIT_LOSS_SIMD_MAX(v) FUSEKIT_PRAGMA_SIMD
+#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_PRAGMA_SIMD
+#define FUSEKIT_LOSS_SIMD FUSEKIT_PRAGMA_SIMD
+#endif
+
+namespace fusekit::detail {
+
+/// Elements per block of a row (fits L1 together with its source).
+inline constexpr std::int64_t row_block = 1024;
+
+/// binary16 → float without branches on the value (vectorizes), exact for every input incl. subnormals.
+FUSEKIT_FORCEINLINE float fp16_bits_to_float(std::uint16_t h) noexcept {
+  const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
+  const std::uint32_t em = static_cast<std::uint32_t>(h) & 0x7fffu;
+  const std::uint32_t exp = em & 0x7c00u;
+  // normal/subnormal: reinterpret (em << 13) with exponent rebias via a multiply by 2^112
+  const float normal = std::bit_cast<float>(em << 13) * 0x1p112f;
+  const float special = std::bit_cast<float>(0x7f800000u | ((em & 0x03ffu) << 13)); // inf / NaN
+  const float mag = exp == 0x7c00u ? special : normal;
+  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(mag) | sign);
+}
+
+/// Widens n elements (stride s) into buf.
+template <class T, class C> FUSEKIT_FORCEINLINE void load_block(const T* p, std::int64_t s, C* buf, std::int64_t n) noexcept {
+  if constexpr (std::is_same_v<std::remove_cv_t<T>, bf16>) {
+    const std::uint16_t* q = reinterpret_cast<const std::uint16_t*>(p);
+    if (s == 1) {
+      FUSEKIT_LOSS_SIMD
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(std::bit_cast<float>(static_cast<std::uint32_t>(q[j]) << 16));
+    } else {
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(std::bit_cast<float>(static_cast<std::uint32_t>(q[j * s]) << 16));
+    }
+  } else if constexpr (std::is_same_v<std::remove_cv_t<T>, fp16>) {
+    const std::uint16_t* q = reinterpret_cast<const std::uint16_t*>(p);
+    if (s == 1) {
+      FUSEKIT_LOSS_SIMD
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(fp16_bits_to_float(q[j]));
+    } else {
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(fp16_bits_to_float(q[j * s]));
+    }
+  } else {
+    if (s == 1) {
+      FUSEKIT_LOSS_SIMD
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(p[j]);
+    } else {
+      for (std::int64_t j = 0; j < n; ++j)
+        buf[j] = static_cast<C>(p[j * s]);
+    }
+  }
+}
+
+/// Narrows (or accumulates) n compute values into the output row.
+template <class T, class C>
+FUSEKIT_FORCEINLINE void store_block(T* p, std::int64_t s, const C* buf, std::int64_t n, bool accumulate) noexcept {
+  using U = std::remove_cv_t<T>;
+  if (s == 1) {
+    if (accumulate) {
+      FUSEKIT_LOSS_SIMD
+      for (std::int64_t j = 0; j < n; ++j)
+        p[j] = from_compute<U>(static_cast<C>(to_compute(p[j])) + buf[j]);
+    } else {
+      FUSEKIT_LOSS_SIMD
+      for (std::int64_t j = 0; j < n; ++j)
+        p[j] = from_compute<U>(buf[j]);
+    }
+  } else {
+    for (std::int64_t j = 0; j < n; ++j)
+      p[j * s] = accumulate ? from_compute<U>(static_cast<C>(to_compute(p[j * s])) + buf[j]) : from_compute<U>(buf[j]);
+  }
+}
+
+/// e^x for x ≤ 0 in the compute type (vectorizable polynomial for float, std::exp for double).
+template <class C> FUSEKIT_FORCEINLINE C exp_le0(C x) noexcept {
+  if constexpr (std::is_same_v<C, float>)
+    return exp_nonpos(x);
+  else
+    return std::exp(x);
+}
+
+/// Sorted (value desc, id asc) top-k accumulator; k small (FuseLLM uses 10).
+template <class C> struct topk_state {
+  C* vals = nullptr;
+  std::int64_t* ids = nullptr;
+  std::int64_t k = 0;
+  std::int64_t filled = 0;
+  FUSEKIT_FORCEINLINE void offer(C v, std::int64_t id) noexcept {
+    if (filled == k && !(v > vals[k - 1]))
+      return; // ties keep the earlier (lower) id
+    if (v != v)
+      return; // NaN never enters
+    std::int64_t pos = filled < k ? filled++ : k - 1;
+    while (pos > 0 && v > vals[pos - 1]) {
+      vals[pos] = vals[pos - 1];
+      ids[pos] = ids[pos - 1];
+      --pos;
+    }
+    vals[pos] = v;
+    ids[pos] = id;
+  }
+};
+
+/// What one forward pass over a row produced.
+template <class C> struct row_stats {
+  C max = -std::numeric_limits<C>::infinity();
+  C sumexp = 0;   ///< Σ e^{z−max}
+  C lse = 0;      ///< max + log(sumexp)
+  C label_logit = 0;
+  C entropy = 0;  ///< −Σ p log p (when requested)
+  C logit_sum = 0;
+  std::int64_t argmax = -1; ///< first index of the maximum (when requested)
+  C gathered = 0; ///< Σ w_i z_{id_i} for a sparse gather (fusion loss)
+};
+
+/// Flags selecting the optional statistics of row_forward.
+struct row_wants {
+  bool entropy = false;
+  bool logit_sum = false;
+  bool argmax = false;
+};
+
+/// One streaming pass: online log-sum-exp (+ requested extras). `label` outside [0,V) is not gathered.
+template <class C, bool Entropy, bool LogitSum, bool Argmax, class T>
+row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int64_t label,
+                         topk_state<C>* topk) noexcept {
+  alignas(64) C buf[row_block];
+  constexpr C ninf = -std::numeric_limits<C>::infinity();
+  C m = ninf, sum = 0, ent = 0, zsum = 0;
+  std::int64_t am = -1;
+  C zl = 0;
+  for (std::int64_t b = 0; b < V; b += row_block) {
+    const std::int64_t n = std::min(row_block, V - b);
+    load_block(row + b * s, s, buf, n);
+    C bm = ninf;
+    FUSEKIT_LOSS_SIMD_MAX(bm)
+    for (std::int64_t j = 0; j < n; ++j)
+      bm = buf[j] > bm ? buf[j] : bm;
+    if (bm > m) {
+      if (m != ninf) {
+        const C d = m - bm;
+        const C r = std::exp(d);
+        if constexpr (Entropy)
+          ent = r * (ent + d * sum); // Σ e^{z−m}(z−m) re-based to the new max
+        sum *= r;
+      }
+      m = bm;
+      if constexpr (Argmax) {
+        for (std::int64_t j = 0; j < n; ++j)
+          if (buf[j] == bm) {
+            am = b + j;
+            break;
+          }
+      }
+    }
+    if (m != ninf) {
+      C bs = 0;
+      FUSEKIT_LOSS_SIMD_SUM(bs)
+      for (std::int64_t j = 0; j < n; ++j)
+        bs += exp_le0<C>(buf[j] - m);
+      sum += bs;
+      if constexpr (Entropy) {
+        C be = 0;
+        FUSEKIT_LOSS_SIMD_SUM(be)
+        for (std::int64_t j = 0; j < n; ++j) {
+          const C e = exp_le0<C>(buf[j] - m);
+          be += e > C(0) ? e * (buf[j] - m) : C(0);
+        }
+        ent += be;
+      }
+    }
+    if constexpr (LogitSum) {
+      C bz = 0;
+      FUSEKIT_LOSS_SIMD_SUM(bz)
+      for (std::int64_t j = 0; j < n; ++j)
+        bz += buf[j];
+      zsum += bz;
+    }
+    if (label >= b && label < b + n)
+      zl = buf[label - b];
+    if (topk != nullptr)
+      for (std::int64_t j = 0; j < n; ++j)
+        topk->offer(buf[j], b + j);
+  }
+  row_stats<C> r;
+  r.max = m;
+  r.sumexp = sum;
+  r.lse = m + std::log(sum);
+  r.label_logit = zl;
+  if constexpr (Entropy)
+    r.entropy = std::log(sum) - ent / sum; // H = lse − Σ p z, both taken relative to the max
+  r.logit_sum = zsum;
+  r.argmax = am;
+  return r;
+}
+
+/// Dispatches the compile-time flags of row_forward.
+template <class C, class T>
+row_stats<C> row_forward_dispatch(const T* row, std::int64_t V, std::int64_t s, std::int64_t label, row_wants w,
+                                  topk_state<C>* topk) noexcept {
+  if (!w.entropy && !w.logit_sum && !w.argmax)
+    return row_forward<C, false, false, false>(row, V, s, label, topk);
+  if (w.entropy && w.logit_sum && w.argmax)
+    return row_forward<C, true, true, true>(row, V, s, label, topk);
+  if (w.entropy)
+    return w.logit_sum ? row_forward<C, true, true, false>(row, V, s, label, topk)
+                       : (w.argmax ? row_forward<C, true, false, true>(row, V, s, label, topk)
+                                   : row_forward<C, true, false, false>(row, V, s, label, topk));
+  return w.logit_sum ? (w.argmax ? row_forward<C, false, true, true>(row, V, s, label, topk)
+                                 : row_forward<C, false, true, false>(row, V, s, label, topk))
+                     : row_forward<C, false, false, true>(row, V, s, label, topk);
+}
+
+/// Writes grad = c·softmax(z) − g_label·onehot(label) − Σ_i w_i·onehot(id_i) over a row, with
+/// softmax = e^{z − lse}. `label` outside [0,V) adds nothing; sparse entries (ids, weights, count)
+/// optional. `in` and `out` may be the same row (in-place).
+template <class C, class T, class O, class I, class W>
+void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, std::int64_t V, C lse, C c,
+                  std::int64_t label, C g_label, const I* sparse_ids, const W* sparse_w, std::int64_t nsparse,
+                  C sparse_scale, bool accumulate) noexcept {
+  alignas(64) C buf[row_block];
+  for (std::int64_t b = 0; b < V; b += row_block) {
+    const std::int64_t n = std::min(row_block, V - b);
+    load_block(in + b * s_in, s_in, buf, n);
+    FUSEKIT_LOSS_SIMD
+    for (std::int64_t j = 0; j < n; ++j)
+      buf[j] = c * exp_le0<C>(buf[j] - lse);
+    if (label >= b && label < b + n)
+      buf[label - b] -= g_label;
+    for (std::int64_t k = 0; k < nsparse; ++k) {
+      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+      if (id >= b && id < b + n)
+        buf[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
+    }
+    store_block(out + b * s_out, s_out, buf, n, accumulate);
+  }
+}
+
+/// Writes zeros over a row (or leaves it when accumulating).
+template <class O> void row_zero(O* out, std::int64_t s_out, std::int64_t V, bool accumulate) noexcept {
+  if (accumulate)
+    return;
+  using U = std::remove_cv_t<O>;
+  for (std::int64_t j = 0; j < V; ++j)
+    out[j * s_out] = from_compute<U>(0.0f);
+}
+
+} // namespace fusekit::detail
