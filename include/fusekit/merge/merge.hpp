@@ -31,9 +31,9 @@ namespace fusekit {
 template <class View> struct merge_input {
   View tensor{};          ///< the model's tensor (same shape as the output)
   float weight = 1.0f;    ///< mergekit `weight`
-  float density = 1.0f;   ///< mergekit `density` (fraction kept by sparsifiers)
-  float gamma = 0.01f;    ///< mergekit `gamma` (breadcrumbs: fraction of largest magnitudes dropped)
-  float epsilon = 0.15f;  ///< mergekit `epsilon` (della: keep-probability spread)
+  double density = 1.0;   ///< mergekit `density` (fraction kept by sparsifiers); double so k = floor(d·n) matches mergekit
+  double gamma = 0.01;    ///< mergekit `gamma` (breadcrumbs: fraction of largest magnitudes dropped)
+  double epsilon = 0.15;  ///< mergekit `epsilon` (della: keep-probability spread)
   float scale = 1.0f;     ///< mergekit `scale` (passthrough)
 };
 
@@ -78,7 +78,10 @@ struct merge_t {
     requires requires(const Range& r) { std::span(r); }
   void operator()(const Policy& policy, const Method& method, Out&& out, Base&& base, const Range& inputs,
                   const merge_context& ctx = {}) const {
-    (*this)(policy, method, std::forward<Out>(out), std::forward<Base>(base), std::span(inputs), ctx);
+    // Always a dynamic-extent span: a fixed-extent one (from std::array) would select this overload again.
+    using input_type = typename decltype(std::span(inputs))::element_type;
+    (*this)(policy, method, std::forward<Out>(out), std::forward<Base>(base),
+            std::span<input_type>(std::data(inputs), std::size(inputs)), ctx);
   }
 };
 
