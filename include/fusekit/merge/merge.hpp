@@ -134,6 +134,10 @@ void check_merge_args(std::string_view method, const Out& out, const Base& base,
                       std::span<const merge_input<In>> inputs, const merge_context& ctx, bool base_required,
                       std::size_t min_inputs, std::size_t max_inputs = static_cast<std::size_t>(-1)) {
   const std::string where = merge_where(method, ctx);
+  for (std::size_t d = 0; d < Out::rank(); ++d)
+    FUSEKIT_EXPECTS(out.stride(d) != 0 || out.extent(d) <= 1, invalid_argument,
+                    where + ": the output has stride 0 in dimension " + std::to_string(d) +
+                        " (a broadcast view); it cannot be written");
   constexpr bool has_base = !std::is_same_v<std::remove_cvref_t<Base>, no_base_t>;
   if constexpr (!has_base) {
     FUSEKIT_EXPECTS(!base_required, invalid_argument, where + ": a base model is required");

@@ -23,6 +23,8 @@ void weighted_sum(const P& policy, const Out& out, const Base& base, std::span<c
   constexpr bool has_base = !std::is_same_v<std::remove_cvref_t<Base>, no_base_t>;
   const std::int64_t n = out.size();
   const bool out_contig = out.is_contiguous();
+  using OT = std::remove_cv_t<typename Out::element_type>;
+  const bool streaming = n * static_cast<std::int64_t>(sizeof(OT)) >= streaming_store_min_bytes;
   bool base_contig = false;
   if constexpr (has_base)
     base_contig = base.is_contiguous();
@@ -60,7 +62,7 @@ void weighted_sum(const P& policy, const Out& out, const Base& base, std::span<c
       for (std::int64_t j = 0; j < len; ++j)
         acc[j] += bas[j];
     }
-    store_block(out, out_contig, b, len, acc);
+    store_block(out, out_contig, b, len, acc, streaming);
   });
 }
 

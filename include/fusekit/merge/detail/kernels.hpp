@@ -1,0 +1,182 @@
+/// @file
+/// @brief Internal building blocks of the multi-pass merge methods: a blocked loop with per-worker scratch,
+/// loaders for the input set, deterministic per-block reductions, and batched counter-based uniforms.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <fusekit/core/error.hpp>
+#include <fusekit/exec/primitives.hpp>
+#include <fusekit/merge/detail/block_io.hpp>
+#include <fusekit/merge/merge.hpp>
+#include <fusekit/rng/philox.hpp>
+
+namespace fusekit::detail {
+
+/// Block length for loops that keep one block of every model in scratch: about 32K floats in total,
+/// a multiple of 64 (so bit masks of a block are whole 64-bit words), at most merge_block.
+[[nodiscard]] inline std::int64_t multi_block_size(std::size_t nmodels) noexcept {
+  std::int64_t b = 32768 / static_cast<std::int64_t>(std::max<std::size_t>(nmodels, 1));
+  b = b / 64 * 64;
+  return std::clamp<std::int64_t>(b, 64, merge_block);
+}
+
+/// Calls `f(block_index, begin, end, scratch)` for the blocks of `blk` elements covering [0, n). Blocks are
+/// split into contiguous ranges, one per worker of the policy; each worker owns `scratch_floats` floats of
+/// scratch, allocated once per call (nothing is allocated inside the loop). Results must not depend on
+/// which worker ran a block (every caller writes per-block results), so they are thread-count independent.
+template <class P, class F>
+void for_each_block_scratch(const P& policy, std::int64_t n, std::int64_t blk, std::size_t scratch_floats, F&& f) {
+  if (n <= 0)
+    return;
+  const std::int64_t nblocks = (n + blk - 1) / blk;
+  const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, nblocks);
+  const std::size_t per_worker = std::max<std::size_t>(scratch_floats, 1);
+  std::unique_ptr<float[]> scratch(new float[static_cast<std::size_t>(workers) * per_worker]);
+  const std::int64_t per = (nblocks + workers - 1) / workers;
+  exec::for_each_n(policy, workers, [&](std::int64_t w) {
+    float* s = scratch.get() + static_cast<std::size_t>(w) * per_worker;
+    const std::int64_t last = std::min(nblocks, (w + 1) * per);
+    for (std::int64_t bi = w * per; bi < last; ++bi)
+      f(bi, bi * blk, std::min(n, (bi + 1) * blk), s);
+  });
+}
+
+/// Number of blocks of `blk` elements covering n.
+[[nodiscard]] constexpr std::int64_t block_count(std::int64_t n, std::int64_t blk) noexcept {
+  return n > 0 ? (n + blk - 1) / blk : 0;
+}
+
+/// Sums per-block partial results: `partial` holds `nvals` doubles per block, blocks in order; returns the
+/// `nvals` totals, each added block by block in index order (so independent of the thread count).
+[[nodiscard]] inline std::vector<double> sum_blocks(const std::vector<double>& partial, std::size_t nvals) {
+  std::vector<double> total(nvals, 0.0);
+  if (nvals == 0)
+    return total;
+  const std::size_t nblocks = partial.size() / nvals;
+  for (std::size_t b = 0; b < nblocks; ++b)
+    for (std::size_t v = 0; v < nvals; ++v)
+      total[v] += partial[b * nvals + v];
+  return total;
+}
+
+/// The input views with their contiguity decided once.
+template <class In> struct input_set {
+  std::span<const merge_input<In>> in;
+  std::vector<char> contiguous;
+
+  explicit input_set(std::span<const merge_input<In>> inputs) : in(inputs), contiguous(inputs.size()) {
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      contiguous[i] = inputs[i].tensor.is_contiguous() ? 1 : 0;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return in.size(); }
+  /// Loads elements [b, b+len) of model i as floats.
+  void load(std::size_t i, std::int64_t b, std::int64_t len, float* dst) const noexcept {
+    load_block(in[i].tensor, contiguous[i] != 0, b, len, dst);
+  }
+  /// Element e (row-major linear index) of model i as a float (random access; slow path only).
+  [[nodiscard]] float at(std::size_t i, std::int64_t e) const noexcept {
+    return static_cast<float>(in[i].tensor.at_linear(e));
+  }
+};
+
+/// A single view with its contiguity decided once (base or output).
+template <class V> struct view_io {
+  V v;
+  bool contiguous;
+  explicit view_io(const V& view) : v(view), contiguous(view.is_contiguous()) {}
+  void load(std::int64_t b, std::int64_t len, float* dst) const noexcept { load_block(v, contiguous, b, len, dst); }
+  void store(std::int64_t b, std::int64_t len, const float* src) const noexcept { store_block(v, contiguous, b, len, src); }
+  [[nodiscard]] float at(std::int64_t e) const noexcept { return static_cast<float>(v.at_linear(e)); }
+};
+
+/// Copies `src` into `dst` element by element (row-major linear order), converting the element type.
+template <class P, class Dst, class Src> void copy_tensor(const P& policy, const Dst& dst, const Src& src) {
+  const view_io<Dst> o(dst);
+  const view_io<Src> s(src);
+  exec::for_each_block(policy, dst.size(), merge_block, [&](std::int64_t b, std::int64_t e) {
+    alignas(64) float buf[merge_block];
+    s.load(b, e - b, buf);
+    o.store(b, e - b, buf);
+  });
+}
+
+/// splitmix64 finalizer: a bijective 64-bit mixer.
+[[nodiscard]] constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/// Random stream of model `i` for the tensor named in ctx: FNV-1a of the name, mixed with the model index.
+/// Every (seed, tensor name, model index, element index) gets its own Philox draw.
+[[nodiscard]] constexpr std::uint64_t model_stream(std::string_view tensor_name, std::size_t model) noexcept {
+  return rng::stream_id(tensor_name) ^ mix64(static_cast<std::uint64_t>(model) + 1);
+}
+
+/// Fills `u[0..len)` with rng::uniform01(seed, stream, first + j). `first` must be a multiple of 4.
+/// The Philox rounds run over 64 counter blocks at a time in structure-of-arrays form so that the
+/// compiler can vectorize them; the values are identical to rng::uniform01.
+inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
+                         float* u) noexcept {
+  constexpr int G = 64;
+  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  const std::uint32_t s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
+  std::int64_t j = 0;
+  while (j < len) {
+    const std::uint64_t blk0 = (first + static_cast<std::uint64_t>(j)) >> 2;
+    const int nb = static_cast<int>(std::min<std::int64_t>(G, (len - j + 3) / 4));
+    alignas(64) std::uint32_t c0[G], c1[G], c2[G], c3[G];
+    for (int q = 0; q < G; ++q) {
+      const std::uint64_t c = blk0 + static_cast<std::uint64_t>(q);
+      c0[q] = static_cast<std::uint32_t>(c);
+      c1[q] = static_cast<std::uint32_t>(c >> 32);
+      c2[q] = s0;
+      c3[q] = s1;
+    }
+    std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+    for (int r = 0; r < 10; ++r) {
+      FUSEKIT_PRAGMA_SIMD
+      for (int q = 0; q < G; ++q) {
+        const std::uint64_t p0 = static_cast<std::uint64_t>(M0) * c0[q];
+        const std::uint64_t p1 = static_cast<std::uint64_t>(M1) * c2[q];
+        const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[q] ^ k0;
+        const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[q] ^ k1;
+        c1[q] = static_cast<std::uint32_t>(p1);
+        c3[q] = static_cast<std::uint32_t>(p0);
+        c0[q] = n0;
+        c2[q] = n2;
+      }
+      k0 += W0;
+      k1 += W1;
+    }
+    const std::int64_t take = std::min<std::int64_t>(len - j, 4 * static_cast<std::int64_t>(nb));
+    for (std::int64_t t = 0; t < take; ++t) {
+      const int q = static_cast<int>(t >> 2);
+      const std::uint32_t w = (t & 3) == 0 ? c0[q] : (t & 3) == 1 ? c1[q] : (t & 3) == 2 ? c2[q] : c3[q];
+      u[j + t] = rng::u32_to_unit_float(w);
+    }
+    j += take;
+  }
+}
+
+/// "model <i>" suffix for messages.
+inline std::string model_label(std::size_t i) { return "model " + std::to_string(i); }
+
+/// Checks a finite value in [lo, hi] and throws invalid_argument naming the method, tensor, model, parameter.
+inline void check_range(double v, double lo, double hi, std::string_view param, std::string_view method,
+                        const merge_context& ctx, std::size_t model) {
+  FUSEKIT_EXPECTS(std::isfinite(v) && v >= lo && v <= hi, invalid_argument,
+                  merge_where(method, ctx) + ": " + model_label(model) + " " + std::string(param) + " = " +
+                      std::to_string(v) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+} // namespace fusekit::detail

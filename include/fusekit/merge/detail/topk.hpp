@@ -1,0 +1,267 @@
+/// @file
+/// @brief Internal: exact top-k selections over per-element keys of several "streams" (one per model, or one
+/// computed from all models), decided block by block in the final pass.
+///
+/// Semantics (the documented tie order): the elements are ordered by key descending and, among equal keys,
+/// by linear index ascending; the top-k set is the first k in that order, so exactly k survive, always the
+/// same ones, for any policy and thread count.
+///
+/// Algorithm: for large tensors a deterministic sample (runs of 64 consecutive elements, 1/32 of the
+/// tensor) brackets each k-th largest key; one pass over the data counts the keys above the bracket and
+/// collects the keys inside it (about 1% of the elements) with their indices; the exact threshold is then
+/// selected among the candidates. If the bracket missed (possible only for adversarial value layouts), or
+/// the tensor is small, an exact two-pass radix selection (exec::select_kth_largest) runs instead.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include <fusekit/exec/select.hpp>
+#include <fusekit/merge/detail/kernels.hpp>
+
+namespace fusekit::detail {
+
+/// One top-k request: keep the k largest keys of stream `stream`. If `nonzero_fraction >= 0`, k is instead
+/// floor(nonzero_fraction · #(keys != 0)), counted exactly during the selection (SCE's rule).
+struct topk_request {
+  std::size_t stream = 0;
+  std::int64_t k = 0;
+  double nonzero_fraction = -1.0;
+};
+
+/// A resolved top-k set with per-block tie quotas for the final pass (blocks of `block` elements).
+struct block_topk {
+  std::int64_t n = 0, k = 0;
+  std::uint32_t threshold = 0;
+  std::int64_t ties_to_keep = 0;
+  bool keep_all_ties = true;
+  std::int64_t block = 1;
+  std::vector<std::int64_t> ties_before; ///< per block: threshold ties in earlier blocks (only if !keep_all_ties)
+
+  /// keep[j] = 1 when element (block bi, offset j) is in the set, given the block's keys.
+  void mark(std::int64_t bi, const std::uint32_t* keys, std::int64_t len, float* keep) const noexcept {
+    if (k <= 0) {
+      std::fill(keep, keep + len, 0.0f);
+      return;
+    }
+    if (k >= n) {
+      std::fill(keep, keep + len, 1.0f);
+      return;
+    }
+    const std::uint32_t t = threshold;
+    if (keep_all_ties) {
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t j = 0; j < len; ++j)
+        keep[j] = keys[j] >= t ? 1.0f : 0.0f;
+      return;
+    }
+    std::int64_t seen = ties_before[static_cast<std::size_t>(bi)];
+    for (std::int64_t j = 0; j < len; ++j) {
+      const std::uint32_t kk = keys[j];
+      keep[j] = kk > t ? 1.0f : (kk == t && seen++ < ties_to_keep ? 1.0f : 0.0f);
+    }
+  }
+};
+
+/// Resolves every request. `block_keys(b, len, scratch, keys)` writes the keys of elements [b, b+len) of all
+/// `nstreams` streams to keys[s*block + j] (it may use `scratch`, `scratch_floats` floats); `key_at(s, e)`
+/// returns one key (random access, used only by the exact fallback). `block` is the final pass's block length.
+template <class P, class BlockKeys, class KeyAt>
+std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_t nstreams,
+                                     std::span<const topk_request> reqs, std::int64_t block,
+                                     std::size_t scratch_floats, BlockKeys&& block_keys, KeyAt&& key_at) {
+  const std::size_t R = reqs.size();
+  std::vector<block_topk> out(R);
+  const std::int64_t nblocks = block_count(n, block);
+  for (std::size_t r = 0; r < R; ++r) {
+    out[r].n = n;
+    out[r].block = block;
+  }
+  if (n <= 0 || R == 0)
+    return out;
+
+  // ---- nonzero counts (needed only by nonzero_fraction requests) and the sample --------------------
+  const bool need_nnz = std::any_of(reqs.begin(), reqs.end(), [](const topk_request& q) { return q.nonzero_fraction >= 0; });
+  constexpr std::int64_t run = 64, stride_runs = 32, small_n = 1 << 16;
+  const bool sampled = n >= small_n;
+
+  // Bracket per request: [lo, hi] (inclusive) expected to contain the k-th largest key.
+  std::vector<std::uint32_t> lo(R, 0), hi(R, std::numeric_limits<std::uint32_t>::max());
+  std::vector<char> active(R, 0);
+  if (sampled) {
+    const std::int64_t nruns = (n + run * stride_runs - 1) / (run * stride_runs);
+    std::vector<std::uint32_t> sample(static_cast<std::size_t>(nruns * run) * nstreams);
+    std::vector<std::int64_t> run_len(static_cast<std::size_t>(nruns));
+    const std::size_t sf = scratch_floats + nstreams * static_cast<std::size_t>(run);
+    for_each_block_scratch(policy, nruns, 1, sf, [&](std::int64_t ri, std::int64_t, std::int64_t, float* s) {
+      const std::int64_t b = ri * run * stride_runs, len = std::min(run, n - b);
+      auto* keys = reinterpret_cast<std::uint32_t*>(s + scratch_floats);
+      block_keys(b, len, s, keys, run);
+      for (std::size_t st = 0; st < nstreams; ++st)
+        std::copy(keys + st * run, keys + st * run + len,
+                  sample.begin() + static_cast<std::ptrdiff_t>((st * static_cast<std::size_t>(nruns) + static_cast<std::size_t>(ri)) * run));
+      run_len[static_cast<std::size_t>(ri)] = len;
+    });
+    // Compact the (possibly short) last run and estimate each bracket.
+    const std::int64_t s_total = (nruns - 1) * run + run_len.back();
+    std::vector<std::uint32_t> tmp;
+    for (std::size_t r = 0; r < R; ++r) {
+      const std::size_t st = reqs[r].stream;
+      tmp.assign(sample.begin() + static_cast<std::ptrdiff_t>(st * static_cast<std::size_t>(nruns) * run),
+                 sample.begin() + static_cast<std::ptrdiff_t>(st * static_cast<std::size_t>(nruns) * run + static_cast<std::size_t>(s_total)));
+      double k_est = static_cast<double>(reqs[r].k);
+      if (reqs[r].nonzero_fraction >= 0) {
+        const auto nz = std::count_if(tmp.begin(), tmp.end(), [](std::uint32_t x) { return x != 0; });
+        k_est = std::floor(reqs[r].nonzero_fraction * static_cast<double>(nz) * static_cast<double>(n) / static_cast<double>(s_total));
+      }
+      if (reqs[r].nonzero_fraction < 0 && (reqs[r].k <= 0 || reqs[r].k >= n))
+        continue;
+      const double p = std::clamp(k_est / static_cast<double>(n), 0.0, 1.0);
+      const double s = static_cast<double>(s_total);
+      const double centre = p * s, margin = 6.0 * std::sqrt(s * p * (1.0 - p)) + 32.0 + 0.002 * s;
+      const auto hi_rank = static_cast<std::int64_t>(std::floor(centre - margin)); // 1-based rank from the top
+      const auto lo_rank = static_cast<std::int64_t>(std::ceil(centre + margin));
+      auto kth = [&](std::int64_t rank) { // rank-th largest of the sample (1-based)
+        std::nth_element(tmp.begin(), tmp.begin() + (rank - 1), tmp.end(), std::greater<>());
+        return tmp[static_cast<std::size_t>(rank - 1)];
+      };
+      hi[r] = hi_rank >= 1 ? kth(hi_rank) : std::numeric_limits<std::uint32_t>::max();
+      lo[r] = lo_rank <= s_total ? kth(lo_rank) : 0u;
+      active[r] = 1;
+    }
+  }
+
+  // ---- one collection pass: counts above each bracket, candidates inside it, nonzero counts --------------
+  const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, std::max<std::int64_t>(nblocks, 1));
+  struct cand {
+    std::uint32_t key;
+    std::int64_t index;
+  };
+  std::vector<std::vector<std::vector<cand>>> cands(static_cast<std::size_t>(workers), std::vector<std::vector<cand>>(R));
+  std::vector<std::int64_t> above(static_cast<std::size_t>(workers) * R, 0);
+  std::vector<std::int64_t> nnz(static_cast<std::size_t>(workers) * nstreams, 0);
+  const bool any_active = std::any_of(active.begin(), active.end(), [](char a) { return a != 0; });
+  if (any_active || need_nnz) {
+    const std::int64_t per = (nblocks + workers - 1) / workers;
+    const std::size_t sf = scratch_floats + nstreams * static_cast<std::size_t>(block);
+    std::unique_ptr<float[]> scratch(new float[static_cast<std::size_t>(workers) * sf]);
+    exec::for_each_n(policy, workers, [&](std::int64_t w) {
+      float* s = scratch.get() + static_cast<std::size_t>(w) * sf;
+      auto* keys = reinterpret_cast<std::uint32_t*>(s + scratch_floats);
+      auto& my = cands[static_cast<std::size_t>(w)];
+      for (std::int64_t bi = w * per; bi < std::min(nblocks, (w + 1) * per); ++bi) {
+        const std::int64_t b = bi * block, len = std::min(block, n - b);
+        block_keys(b, len, s, keys, block);
+        if (need_nnz)
+          for (std::size_t st = 0; st < nstreams; ++st) {
+            std::int64_t c = 0;
+            const std::uint32_t* kk = keys + st * static_cast<std::size_t>(block);
+            for (std::int64_t j = 0; j < len; ++j)
+              c += kk[j] != 0;
+            nnz[static_cast<std::size_t>(w) * nstreams + st] += c;
+          }
+        for (std::size_t r = 0; r < R; ++r) {
+          if (!active[r])
+            continue;
+          const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
+          const std::uint32_t l = lo[r], h = hi[r];
+          std::int64_t a = 0;
+          for (std::int64_t j = 0; j < len; ++j) {
+            const std::uint32_t x = kk[j];
+            a += x > h;
+            if (x >= l && x <= h) [[unlikely]]
+              my[r].push_back({x, b + j});
+          }
+          above[static_cast<std::size_t>(w) * R + r] += a;
+        }
+      }
+    });
+  }
+  std::vector<std::int64_t> nnz_total(nstreams, 0);
+  for (std::int64_t w = 0; w < workers; ++w)
+    for (std::size_t st = 0; st < nstreams; ++st)
+      nnz_total[st] += nnz[static_cast<std::size_t>(w) * nstreams + st];
+
+  // ---- resolve each request ----------------------------------------------------------------------------
+  std::vector<std::uint32_t> keys_tmp;
+  for (std::size_t r = 0; r < R; ++r) {
+    block_topk& t = out[r];
+    std::int64_t k = reqs[r].k;
+    if (reqs[r].nonzero_fraction >= 0)
+      k = static_cast<std::int64_t>(std::floor(reqs[r].nonzero_fraction * static_cast<double>(nnz_total[reqs[r].stream])));
+    t.k = std::clamp<std::int64_t>(k, 0, n);
+    if (t.k == 0 || t.k == n)
+      continue;
+    bool done = false;
+    if (active[r]) {
+      std::int64_t ab = 0;
+      std::size_t total = 0;
+      for (std::int64_t w = 0; w < workers; ++w) {
+        ab += above[static_cast<std::size_t>(w) * R + r];
+        total += cands[static_cast<std::size_t>(w)][r].size();
+      }
+      if (ab < t.k && ab + static_cast<std::int64_t>(total) >= t.k) {
+        keys_tmp.clear();
+        keys_tmp.reserve(total);
+        for (std::int64_t w = 0; w < workers; ++w)
+          for (const cand& c : cands[static_cast<std::size_t>(w)][r])
+            keys_tmp.push_back(c.key);
+        const std::int64_t want = t.k - ab; // want-th largest among the candidates
+        std::nth_element(keys_tmp.begin(), keys_tmp.begin() + (want - 1), keys_tmp.end(), std::greater<>());
+        t.threshold = keys_tmp[static_cast<std::size_t>(want - 1)];
+        std::int64_t greater = ab, equal = 0;
+        for (std::uint32_t x : keys_tmp) {
+          greater += x > t.threshold;
+          equal += x == t.threshold;
+        }
+        t.ties_to_keep = t.k - greater;
+        t.keep_all_ties = t.ties_to_keep == equal;
+        if (!t.keep_all_ties) {
+          std::vector<std::int64_t> per_block(static_cast<std::size_t>(nblocks), 0);
+          for (std::int64_t w = 0; w < workers; ++w)
+            for (const cand& c : cands[static_cast<std::size_t>(w)][r])
+              if (c.key == t.threshold)
+                ++per_block[static_cast<std::size_t>(c.index / block)];
+          t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
+          std::int64_t acc = 0;
+          for (std::int64_t bi = 0; bi < nblocks; ++bi) {
+            t.ties_before[static_cast<std::size_t>(bi)] = acc;
+            acc += per_block[static_cast<std::size_t>(bi)];
+          }
+        }
+        done = true;
+      }
+    }
+    if (!done) { // exact radix selection (small tensors, or a missed bracket)
+      const std::size_t st = reqs[r].stream;
+      auto key = [&](std::int64_t e) { return key_at(st, e); };
+      const exec::kth_result kr = exec::select_kth_largest(policy, n, t.k, key);
+      t.threshold = kr.key;
+      t.ties_to_keep = t.k - kr.greater;
+      t.keep_all_ties = t.ties_to_keep == kr.equal;
+      if (!t.keep_all_ties) {
+        std::vector<std::int64_t> per_block(static_cast<std::size_t>(nblocks), 0);
+        exec::for_each_n(policy, nblocks, [&](std::int64_t bi) {
+          std::int64_t c = 0;
+          for (std::int64_t e = bi * block; e < std::min(n, (bi + 1) * block); ++e)
+            c += key(e) == t.threshold;
+          per_block[static_cast<std::size_t>(bi)] = c;
+        });
+        t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
+        std::int64_t acc = 0;
+        for (std::int64_t bi = 0; bi < nblocks; ++bi) {
+          t.ties_before[static_cast<std::size_t>(bi)] = acc;
+          acc += per_block[static_cast<std::size_t>(bi)];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+} // namespace fusekit::detail

@@ -1,0 +1,221 @@
+/// @file
+/// @brief `sce`: Select–Calculate–Erase (FuseChat, arXiv 2408.07990), upstream-mergekit and FuseChat-repository
+/// variants.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include <fusekit/core/error.hpp>
+#include <fusekit/exec/policy.hpp>
+#include <fusekit/exec/select.hpp>
+#include <fusekit/merge/detail/kernels.hpp>
+#include <fusekit/merge/detail/topk.hpp>
+#include <fusekit/merge/merge.hpp>
+
+namespace fusekit {
+
+/// Which published SCE the method reproduces (they differ only when select_topk < 1).
+enum class sce_variant {
+  mergekit, ///< upstream mergekit (PR #493): the top-τ variance mask is applied to the task vectors themselves
+  fusechat  ///< FuseChat repository: the mask only feeds the weights; erase and merge use the full task vectors
+};
+
+/// SCE for one tensor, with task vectors Δ_j = x_j − b (j = 1..J):
+///  1. Select (τ = select_topk < 1): var_e = population variance over j of Δ[j,e]; keep the
+///     k = floor(τ·#(var ≠ 0)) elements of largest variance (exact top-k, lowest index wins ties); Δsel = mask⊙Δ.
+///  2. Calculate: c_j = mean_e(Δsel[j,e]²), w_j = c_j/Σc (uniform 1/J if Σc < 1e-6).
+///  3. Erase: Δuse = Δsel (mergekit) or Δ (fusechat); σ_e = sign(Σ_j Δuse[j,e]) (≥ 0 → +);
+///     keep[j,e] = sign(Δuse[j,e]) = σ_e (zeros never kept).
+///  4. out = b + Σ_j w_j·keep·Δuse / max(Σ_j w_j·keep, 1e-6).
+/// mergekit defaults: select_topk = 1 (no selection), variant mergekit. No per-model parameters.
+struct sce {
+  static constexpr std::string_view name = "sce";
+  double select_topk = 1.0;                  ///< τ, fraction of (non-zero-variance) elements selected
+  sce_variant variant = sce_variant::mergekit; ///< which reference to reproduce when τ < 1
+
+  /// Generic path (any host policy).
+  template <class P, class Out, class Base, class In>
+  void apply(const P& policy, const Out& out, const Base& base, std::span<const merge_input<In>> inputs,
+             const merge_context& ctx) const {
+    static_assert(!std::is_same_v<Base, no_base_t>, "fusekit::sce needs a base model (pass its view as `base`).");
+    exec::check_runs_on<P, Out, Base, In>();
+    using namespace detail;
+    check_merge_args(name, out, base, inputs, ctx, true, 0);
+    FUSEKIT_EXPECTS(std::isfinite(select_topk) && select_topk >= 0.0 && select_topk <= 1.0, invalid_argument,
+                    merge_where(name, ctx) + ": select_topk = " + std::to_string(select_topk) + " is outside [0, 1]");
+    const std::size_t J = inputs.size();
+    const std::int64_t n = out.size();
+    if (J == 0 || n == 0) {
+      copy_tensor(policy, out, base);
+      return;
+    }
+    const view_io<Base> b_io(base);
+    const view_io<Out> o_io(out);
+    const input_set<In> in(inputs);
+    const std::int64_t blk = multi_block_size(J + 1);
+    const std::int64_t nblocks = block_count(n, blk);
+    const bool select = select_topk < 1.0;
+    const auto invJ = 1.0f / static_cast<float>(J);
+
+    // Variance of the task vectors at [b, b+len) into var; d holds the J deltas (rows of blk).
+    auto variance = [&](std::int64_t b, std::int64_t len, float* bb, float* d, float* var) {
+      b_io.load(b, len, bb);
+      std::fill(var, var + len, 0.0f);
+      for (std::size_t j = 0; j < J; ++j) {
+        float* dj = d + j * static_cast<std::size_t>(blk);
+        in.load(j, b, len, dj);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t e = 0; e < len; ++e) {
+          dj[e] -= bb[e];
+          var[e] += dj[e];
+        }
+      }
+      float* mean = var;
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t e = 0; e < len; ++e)
+        mean[e] *= invJ;
+      // var[e] = Σ_j (d − mean)² / J, computed in place after the mean is taken.
+      for (std::int64_t e = 0; e < len; ++e) {
+        float acc = 0.0f;
+        for (std::size_t j = 0; j < J; ++j) {
+          const float c = d[j * static_cast<std::size_t>(blk) + static_cast<std::size_t>(e)] - mean[e];
+          acc += c * c;
+        }
+        var[e] = acc * invJ;
+      }
+    };
+
+    // ---- select -------------------------------------------------------------------------------------
+    block_topk sel;
+    sel.n = n;
+    sel.block = blk;
+    sel.k = n; // everything when not selecting
+    if (select) {
+      const topk_request req{0, 0, select_topk};
+      const std::size_t sf = static_cast<std::size_t>(blk) * (J + 2);
+      auto block_keys = [&](std::int64_t b, std::int64_t len, float* s, std::uint32_t* keys, std::int64_t) {
+        float* var = s + blk;
+        variance(b, len, s, s + 2 * blk, var);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t e = 0; e < len; ++e)
+          keys[e] = exec::magnitude_key(var[e]);
+      };
+      auto key_at = [&](std::size_t, std::int64_t e) {
+        const float bv = b_io.at(e);
+        float mean = 0.0f;
+        for (std::size_t j = 0; j < J; ++j)
+          mean += in.at(j, e) - bv;
+        mean *= invJ;
+        float acc = 0.0f;
+        for (std::size_t j = 0; j < J; ++j) {
+          const float c = (in.at(j, e) - bv) - mean;
+          acc += c * c;
+        }
+        return exec::magnitude_key(acc * invJ);
+      };
+      if (select_topk <= 0.0) {
+        sel.k = 0;
+      } else {
+        sel = std::move(select_top_k(policy, n, 1, std::span<const topk_request>(&req, 1), blk, sf, block_keys,
+                                     key_at)[0]);
+      }
+    }
+
+    // Loads the J task vectors of a block into d (rows of blk), applying the selection mask when
+    // `masked`; keep receives the mask.
+    auto load_deltas = [&](std::int64_t bi, std::int64_t b, std::int64_t len, float* bb, float* d, float* keep,
+                           float* var, std::uint32_t* keys, bool masked) {
+      if (select && sel.k > 0 && sel.k < n) {
+        variance(b, len, bb, d, var);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t e = 0; e < len; ++e)
+          keys[e] = exec::magnitude_key(var[e]);
+        sel.mark(bi, keys, len, keep);
+      } else {
+        b_io.load(b, len, bb);
+        for (std::size_t j = 0; j < J; ++j) {
+          float* dj = d + j * static_cast<std::size_t>(blk);
+          in.load(j, b, len, dj);
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t e = 0; e < len; ++e)
+            dj[e] -= bb[e];
+        }
+        std::fill(keep, keep + len, sel.k > 0 ? 1.0f : 0.0f);
+      }
+      if (masked)
+        for (std::size_t j = 0; j < J; ++j) {
+          float* dj = d + j * static_cast<std::size_t>(blk);
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t e = 0; e < len; ++e)
+            dj[e] *= keep[e];
+        }
+    };
+
+    // ---- calculate: c_j = mean(Δsel²) ---------------------------------------------------------------------
+    const std::size_t sf = static_cast<std::size_t>(blk) * (J + 6);
+    std::vector<double> partial(static_cast<std::size_t>(nblocks) * J, 0.0);
+    for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
+      const std::int64_t len = e - b;
+      float* d = s + 6 * blk;
+      load_deltas(bi, b, len, s, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), true);
+      for (std::size_t j = 0; j < J; ++j) {
+        const float* dj = d + j * static_cast<std::size_t>(blk);
+        float acc = 0.0f;
+        for (std::int64_t q = 0; q < len; ++q)
+          acc += dj[q] * dj[q];
+        partial[static_cast<std::size_t>(bi) * J + j] = acc;
+      }
+    });
+    const auto c = sum_blocks(partial, J);
+    double csum = 0;
+    for (double v : c)
+      csum += v / static_cast<double>(n);
+    std::vector<float> w(J);
+    for (std::size_t j = 0; j < J; ++j)
+      w[j] = std::abs(csum) < 1e-6 ? invJ : static_cast<float>(c[j] / static_cast<double>(n) / csum);
+
+    // ---- erase + merge --------------------------------------------------------------------------------
+    const bool masked_merge = variant == sce_variant::mergekit;
+    for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
+      const std::int64_t len = e - b;
+      float* bb = s;
+      float* S = s + 4 * blk;
+      float* den = s + 5 * blk;
+      float* d = s + 6 * blk;
+      load_deltas(bi, b, len, bb, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk),
+                  masked_merge);
+      float* num = s + 2 * blk; // var scratch is free now
+      std::fill(S, S + len, 0.0f);
+      std::fill(num, num + len, 0.0f);
+      std::fill(den, den + len, 0.0f);
+      for (std::size_t j = 0; j < J; ++j) {
+        const float* dj = d + j * static_cast<std::size_t>(blk);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t q = 0; q < len; ++q)
+          S[q] += dj[q];
+      }
+      for (std::size_t j = 0; j < J; ++j) {
+        const float* dj = d + j * static_cast<std::size_t>(blk);
+        const float wj = w[j];
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t q = 0; q < len; ++q) {
+          const bool agree = (dj[q] > 0.0f && S[q] >= 0.0f) || (dj[q] < 0.0f && S[q] < 0.0f);
+          num[q] += agree ? wj * dj[q] : 0.0f;
+          den[q] += agree ? wj : 0.0f;
+        }
+      }
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t q = 0; q < len; ++q)
+        num[q] = bb[q] + num[q] / std::max(den[q], 1e-6f);
+      o_io.store(b, len, num);
+    });
+  }
+};
+
+} // namespace fusekit
