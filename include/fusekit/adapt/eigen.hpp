@@ -79,10 +79,13 @@ template <class X> inline constexpr bool eigen_direct_access = (int(X::Flags) & 
 
 } // namespace detail
 
-/// view_traits for Eigen dense objects (see the file comment). Contiguous ranges keep the std::span
-/// adaptor, so the two never compete.
+/// Eigen vectors may be contiguous ranges: keep the std::span adaptor away from them, this one knows strides.
 template <class X>
-struct view_traits<X, std::enable_if_t<detail::eigen_dense<X> && !detail::adaptable_contiguous_range<X>>> {
+  requires detail::eigen_dense<X>
+inline constexpr bool enable_range_view<X> = false;
+
+/// view_traits for Eigen dense objects (see the file comment).
+template <class X> struct view_traits<X, std::enable_if_t<detail::eigen_dense<X>>> {
   using space_type = host_space;
   static constexpr bool direct = detail::eigen_direct_access<X>;
   static constexpr std::size_t rank = X::IsVectorAtCompileTime ? 1 : 2;

@@ -16,11 +16,15 @@
 
 namespace fusekit {
 
+/// Opt-out for contiguous ranges that have a richer adaptor (xtensor containers are contiguous ranges but
+/// must keep their rank): specialize it to false, e.g. in a constrained partial specialization.
+template <class X> inline constexpr bool enable_range_view = true;
+
 namespace detail {
 template <class X>
 concept adaptable_contiguous_range =
     std::ranges::contiguous_range<X> && std::ranges::sized_range<X> &&
-    element<std::remove_cv_t<std::ranges::range_value_t<X>>> && !tensor_view<X>;
+    element<std::remove_cv_t<std::ranges::range_value_t<X>>> && !tensor_view<X> && enable_range_view<X>;
 } // namespace detail
 
 /// view_traits for std::span, std::vector, std::array and other contiguous sized ranges of elements.
