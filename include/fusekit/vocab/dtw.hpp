@@ -1,0 +1,200 @@
+#pragma once
+/// @file
+/// DTW alignment of two token sequences ("modified simpledtw" of FuseLLM / FuseChat, reference
+/// §1.3).
+///
+/// Source tokens `w_0..w_{M-1}` are rows, pivot tokens `u_0..u_{N-1}` columns, `c(j,i)` the token cost.
+/// Forward pass: `D(j,i) = c(j,i) + min(D(j-1,i), D(j,i-1), D(j-1,i-1))`, out of range = +inf, virtual
+/// origin 0. Backtrack from `(M-1, N-1)` to `(0,0)`, at each cell stepping to the smallest of
+/// `diag = D(j-1,i-1)`, `srcup = D(j-1,i)`, `pivlf = D(j,i-1)`, ties broken by a fixed preference:
+/// FuseChat `diag, pivlf, srcup`; FuseLLM `diag, srcup, pivlf` (`dtw_tie_order`).
+///
+/// Result: for every pivot position `i` the ascending list `A(i)` of source positions on the path
+/// (FuseChat's `base_to_blending`), stored CSR-like in `token_alignment`. Every pivot position gets at
+/// least one source position and every source position appears at least once (the path is monotone and
+/// covering). Both sequences must be non-empty.
+
+#include <fusekit/core/error.hpp>
+#include <fusekit/vocab/token_cost.hpp>
+#include <fusekit/vocab/utf8.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace fusekit::vocab {
+
+/// Preference among equal-cost predecessors during the backtrack.
+enum class dtw_tie_order {
+  fusechat,  ///< diag, then pivot-only step, then source-only step (FuseChat v2, default)
+  fusellm,   ///< diag, then source-only step, then pivot-only step (FuseLLM)
+};
+
+/// Options of `dtw_align`.
+struct dtw_options {
+  dtw_tie_order tie_order = dtw_tie_order::fusechat;
+};
+
+/// A monotone alignment path between a source sequence (length M) and a pivot sequence (length N).
+struct token_alignment {
+  std::int64_t source_size = 0;  ///< M
+  std::int64_t pivot_size = 0;   ///< N
+  std::int64_t total_cost = 0;   ///< D(M-1, N-1) = sum of c over the path
+  /// Path cells `(j, i)` from (0,0) to (M-1,N-1).
+  std::vector<std::pair<std::int32_t, std::int32_t>> path;
+  /// CSR offsets into `source_positions`, N+1 entries.
+  std::vector<std::int32_t> offsets;
+  /// Concatenated ascending source positions of every pivot position.
+  std::vector<std::int32_t> source_positions;
+
+  /// `A(i)`: the ascending source positions aligned with pivot position `i`.
+  std::span<const std::int32_t> operator[](std::int64_t i) const {
+    return std::span<const std::int32_t>(source_positions).subspan(
+        static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]),
+        static_cast<std::size_t>(offsets[static_cast<std::size_t>(i) + 1] - offsets[static_cast<std::size_t>(i)]));
+  }
+  /// `A` as nested vectors (convenient in tests).
+  std::vector<std::vector<std::int32_t>> to_lists() const {
+    std::vector<std::vector<std::int32_t>> out(static_cast<std::size_t>(pivot_size));
+    for (std::int64_t i = 0; i < pivot_size; ++i) {
+      auto s = (*this)[i];
+      out[static_cast<std::size_t>(i)].assign(s.begin(), s.end());
+    }
+    return out;
+  }
+};
+
+/// DTW over an arbitrary cost `cost(j, i) -> integer >= 0` for an M x N problem.
+/// `cumulative`, if non-null, receives D (row-major, M x N).
+template <class Cost>
+token_alignment dtw_align(std::int64_t source_size, std::int64_t pivot_size, Cost&& cost, dtw_options options = {},
+                          std::vector<std::int64_t>* cumulative = nullptr) {
+  FUSEKIT_EXPECTS(source_size > 0 && pivot_size > 0, invalid_argument,
+                  "dtw_align: both token sequences must be non-empty (source " + std::to_string(source_size) +
+                      ", pivot " + std::to_string(pivot_size) + ")");
+  FUSEKIT_EXPECTS(source_size < std::numeric_limits<std::int32_t>::max() &&
+                      pivot_size < std::numeric_limits<std::int32_t>::max(),
+                  invalid_argument, "dtw_align: sequences longer than 2^31-1 tokens");
+  const std::int64_t M = source_size, N = pivot_size;
+  std::vector<std::int64_t> local;
+  std::vector<std::int64_t>& D = cumulative ? *cumulative : local;
+  D.assign(static_cast<std::size_t>(M * N), 0);
+  // forward pass
+  {
+    std::int64_t* row = D.data();
+    row[0] = static_cast<std::int64_t>(cost(std::int64_t{0}, std::int64_t{0}));
+    for (std::int64_t i = 1; i < N; ++i) row[i] = row[i - 1] + static_cast<std::int64_t>(cost(std::int64_t{0}, i));
+    for (std::int64_t j = 1; j < M; ++j) {
+      const std::int64_t* up = D.data() + (j - 1) * N;
+      std::int64_t* cur = D.data() + j * N;
+      cur[0] = up[0] + static_cast<std::int64_t>(cost(j, std::int64_t{0}));
+      for (std::int64_t i = 1; i < N; ++i) {
+        std::int64_t best = up[i - 1];
+        if (up[i] < best) best = up[i];
+        if (cur[i - 1] < best) best = cur[i - 1];
+        cur[i] = best + static_cast<std::int64_t>(cost(j, i));
+      }
+    }
+  }
+  token_alignment out;
+  out.source_size = M;
+  out.pivot_size = N;
+  out.total_cost = D[static_cast<std::size_t>(M * N - 1)];
+  // backtrack
+  constexpr std::int64_t inf = std::numeric_limits<std::int64_t>::max();
+  auto at = [&](std::int64_t j, std::int64_t i) { return D[static_cast<std::size_t>(j * N + i)]; };
+  std::int64_t j = M - 1, i = N - 1;
+  out.path.reserve(static_cast<std::size_t>(M + N));
+  while (j != 0 || i != 0) {
+    out.path.emplace_back(static_cast<std::int32_t>(j), static_cast<std::int32_t>(i));
+    const std::int64_t diag = (j > 0 && i > 0) ? at(j - 1, i - 1) : inf;
+    const std::int64_t srcup = (j > 0) ? at(j - 1, i) : inf;
+    const std::int64_t pivlf = (i > 0) ? at(j, i - 1) : inf;
+    int move;  // 0 diag, 1 srcup, 2 pivlf
+    if (options.tie_order == dtw_tie_order::fusechat) {
+      move = 0;
+      std::int64_t best = diag;
+      if (pivlf < best) { move = 2; best = pivlf; }
+      if (srcup < best) { move = 1; best = srcup; }
+    } else {
+      move = 0;
+      std::int64_t best = diag;
+      if (srcup < best) { move = 1; best = srcup; }
+      if (pivlf < best) { move = 2; best = pivlf; }
+    }
+    if (move == 0) { --j; --i; }
+    else if (move == 1) { --j; }
+    else { --i; }
+  }
+  out.path.emplace_back(0, 0);
+  std::reverse(out.path.begin(), out.path.end());
+  // CSR per pivot position; the forward path visits pivot positions in order and, within one pivot
+  // position, source positions in ascending order.
+  out.offsets.assign(static_cast<std::size_t>(N + 1), 0);
+  for (auto [pj, pi] : out.path) ++out.offsets[static_cast<std::size_t>(pi) + 1];
+  for (std::int64_t k = 0; k < N; ++k) out.offsets[static_cast<std::size_t>(k + 1)] += out.offsets[static_cast<std::size_t>(k)];
+  out.source_positions.reserve(out.path.size());
+  for (auto [pj, pi] : out.path) out.source_positions.push_back(pj);
+  return out;
+}
+
+namespace detail {
+/// Interns strings: returns per-element ids and the distinct values.
+template <class S>
+std::vector<std::int32_t> intern(std::span<const S> seq, std::vector<std::u32string>& distinct) {
+  std::unordered_map<std::u32string, std::int32_t> index;
+  std::vector<std::int32_t> ids(seq.size());
+  for (std::size_t k = 0; k < seq.size(); ++k) {
+    std::u32string key;
+    if constexpr (std::is_same_v<S, std::u32string>) key = seq[k];
+    else key = utf8_decode(seq[k]);
+    auto [it, inserted] = index.try_emplace(std::move(key), static_cast<std::int32_t>(distinct.size()));
+    if (inserted) distinct.push_back(it->first);
+    ids[k] = it->second;
+  }
+  return ids;
+}
+}  // namespace detail
+
+/// DTW of two token-string sequences with the token cost `cost`.
+/// Strings may be `std::string` (UTF-8, decoded once) or `std::u32string`. The cost of every distinct
+/// (source string, pivot string) pair is computed once (bit-parallel Levenshtein).
+template <class S>
+  requires(std::is_same_v<S, std::string> || std::is_same_v<S, std::u32string>)
+token_alignment dtw_align(std::span<const S> source, std::span<const S> pivot, const token_cost& cost,
+                          dtw_options options = {}) {
+  FUSEKIT_EXPECTS(!source.empty() && !pivot.empty(), invalid_argument,
+                  "dtw_align: both token sequences must be non-empty (source " + std::to_string(source.size()) +
+                      ", pivot " + std::to_string(pivot.size()) + ")");
+  std::vector<std::u32string> us, up;
+  const auto sid = detail::intern(source, us);
+  const auto pid = detail::intern(pivot, up);
+  std::vector<token_cost::prepared> ps(us.size()), pp(up.size());
+  for (std::size_t k = 0; k < us.size(); ++k) ps[k] = cost.prepare_source(us[k]);
+  for (std::size_t k = 0; k < up.size(); ++k) pp[k] = cost.prepare_pivot(up[k]);
+  const std::size_t P = up.size();
+  std::vector<std::int32_t> table(us.size() * P);
+  for (std::size_t a = 0; a < us.size(); ++a)
+    for (std::size_t b = 0; b < P; ++b) table[a * P + b] = cost(ps[a], pp[b]);
+  return dtw_align(
+      static_cast<std::int64_t>(source.size()), static_cast<std::int64_t>(pivot.size()),
+      [&](std::int64_t j, std::int64_t i) {
+        return table[static_cast<std::size_t>(sid[static_cast<std::size_t>(j)]) * P +
+                     static_cast<std::size_t>(pid[static_cast<std::size_t>(i)])];
+      },
+      options);
+}
+
+/// Convenience overload for vectors.
+template <class S>
+token_alignment dtw_align(const std::vector<S>& source, const std::vector<S>& pivot, const token_cost& cost,
+                          dtw_options options = {}) {
+  return dtw_align(std::span<const S>(source), std::span<const S>(pivot), cost, options);
+}
+
+}  // namespace fusekit::vocab
