@@ -80,7 +80,7 @@ void segmented_transform_reduce(const P& policy, std::int64_t nseg, Bounds bound
   if constexpr (requires { policy.segmented_transform_reduce(nseg, bounds, init, reduce, transform, out); }) {
     policy.segmented_transform_reduce(nseg, bounds, init, reduce, transform, out);
   } else {
-    for_each_n(policy, nseg, [&](std::int64_t s) {
+    exec::for_each_n(policy, nseg, [&](std::int64_t s) {
       const auto [b, e] = bounds(s);
       T acc = init;
       for (std::int64_t i = b; i < e; ++i)

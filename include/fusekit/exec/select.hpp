@@ -51,7 +51,7 @@ template <execution_policy P, class KeyFn>
   for (int pass = 0; pass < 2; ++pass) {
     const int shift = pass == 0 ? 16 : 0;
     std::fill(hist.begin(), hist.end(), 0);
-    for_each_n(policy, workers, [&](std::int64_t w) {
+    exec::for_each_n(policy, workers, [&](std::int64_t w) {
       std::int64_t* h = hist.data() + static_cast<std::size_t>(w) * bins;
       const std::int64_t b = w * per, e = std::min(n, b + per);
       if (pass == 0) {
@@ -114,7 +114,7 @@ struct top_k_selection {
   /// Calls f(begin, end, ties_before_chunk) for consecutive chunks covering [0, n), possibly concurrently.
   template <execution_policy P, class F> void for_each_chunk(const P& policy, F&& f) const {
     const std::int64_t nchunks = n > 0 ? (n + chunk - 1) / chunk : 0;
-    for_each_n(policy, nchunks, [&](std::int64_t c) {
+    exec::for_each_n(policy, nchunks, [&](std::int64_t c) {
       f(c * chunk, std::min(n, (c + 1) * chunk), keep_all_ties ? 0 : ties_before[static_cast<std::size_t>(c)]);
     });
   }
@@ -141,7 +141,7 @@ template <execution_policy P, class KeyFn>
   if (!s.keep_all_ties) {
     const std::int64_t nchunks = (s.n + s.chunk - 1) / s.chunk;
     s.ties_before.assign(static_cast<std::size_t>(nchunks), 0);
-    for_each_n(policy, nchunks, [&](std::int64_t c) {
+    exec::for_each_n(policy, nchunks, [&](std::int64_t c) {
       std::int64_t cnt = 0;
       const std::int64_t b = c * s.chunk, e = std::min(s.n, b + s.chunk);
       for (std::int64_t i = b; i < e; ++i)
