@@ -1,0 +1,307 @@
+// The task-vector family (ties, dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della, della_linear):
+// spec test vectors (fusechat-algorithms.md T4.5), float64 brute-force references over odd shapes, strided
+// views, 2-8 inputs and bf16/fp16/fp32 storage, the disagreement options, thread-count independence of the
+// random masks, and the defined edge cases / errors.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fusekit/merge.hpp>
+
+#include "harness.hpp"
+#include "reference.hpp"
+
+using namespace fusekit;
+using harness::tensor;
+
+namespace {
+
+// T4.5 shared task vectors (θ_0 = 0).
+const std::vector<float> d1{0.5f, -0.2f, 0.1f, 0.0f}, d2{0.3f, 0.4f, -0.1f, 0.2f}, d3{-0.4f, 0.1f, 0.2f, 0.0f};
+
+template <class M>
+std::vector<float> run4(const M& m, float w, double density, std::uint64_t seed = 0, std::string_view name = "t") {
+  std::vector<float> base(4, 0.0f), out(4);
+  using V = vector_view<const float>;
+  std::vector<merge_input<V>> in{{host_view(d1.data(), 4), w, density},
+                                 {host_view(d2.data(), 4), w, density},
+                                 {host_view(d3.data(), 4), w, density}};
+  merge(exec::seq, m, host_view(out.data(), 4), host_view(base.data(), 4), in, {name, seed});
+  return out;
+}
+
+void check_vec(const std::vector<float>& got, const std::vector<double>& want, double tol = 1e-6) {
+  BOOST_REQUIRE_EQUAL(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i)
+    BOOST_CHECK_SMALL(static_cast<double>(got[i]) - want[i], tol);
+}
+
+// Which reference configuration a fusekit method corresponds to.
+template <class M> ref::gta_cfg cfg_of(const M& m) {
+  ref::gta_cfg c;
+  if constexpr (std::is_same_v<M, ties>) {
+    c.sp = ref::sparsify::magnitude;
+    c.cons = ref::consensus::sum;
+  } else if constexpr (std::is_same_v<M, dare_ties>) {
+    c.sp = ref::sparsify::random;
+    c.cons = ref::consensus::sum;
+  } else if constexpr (std::is_same_v<M, dare_linear>) {
+    c.sp = ref::sparsify::random;
+  } else if constexpr (std::is_same_v<M, breadcrumbs>) {
+    c.sp = ref::sparsify::outliers;
+  } else if constexpr (std::is_same_v<M, breadcrumbs_ties>) {
+    c.sp = ref::sparsify::outliers;
+    c.cons = ref::consensus::sum;
+  } else if constexpr (std::is_same_v<M, della>) {
+    c.sp = ref::sparsify::della;
+    c.cons = ref::consensus::sum;
+  } else if constexpr (std::is_same_v<M, della_linear>) {
+    c.sp = ref::sparsify::della;
+  }
+  c.lambda = m.lambda;
+  c.normalize = m.normalize;
+  c.rescale = m.rescale;
+  c.weighted_election = m.election == sign_election::weighted;
+  c.weight_divisor = m.divisor == consensus_divisor::weight_sum;
+  c.l1 = m.rescale_by == rescale_mode::l1_norm;
+  return c;
+}
+
+// Runs method m on random data of storage T and shape ext with N models and compares with the reference.
+template <class T, std::size_t R, class M, class P>
+void compare_with_reference(const P& policy, const M& m, std::array<std::int64_t, R> ext, std::size_t N, bool strided,
+                            std::uint32_t seed, bool negative_weights = false) {
+  std::int64_t n = 1;
+  for (auto e : ext)
+    n *= e;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> wd(0.1, 1.0), dd(0.25, 0.8);
+  tensor<T, R> base(ext, strided), out(ext, strided);
+  const auto bvals = ref::random_values<T>(static_cast<std::size_t>(n), seed, 1.0f);
+  base.set(bvals);
+  std::vector<tensor<T, R>> xs;
+  std::vector<ref::model> ms(N);
+  for (std::size_t i = 0; i < N; ++i) {
+    xs.emplace_back(ext, strided);
+    auto v = ref::random_values<T>(static_cast<std::size_t>(n), seed * 31 + static_cast<std::uint32_t>(i) + 1, 0.05f);
+    for (std::size_t e = 0; e < v.size(); ++e)
+      v[e] = static_cast<float>(T(bvals[e] + v[e]));
+    xs.back().set(v);
+    ms[i].x = xs.back().get();
+    ms[i].weight = wd(rng) * (negative_weights && i == 1 ? -1.0 : 1.0);
+    ms[i].density = dd(rng);
+    ms[i].gamma = 0.05;
+    ms[i].epsilon = 0.1;
+  }
+  std::vector<merge_input<strided_view<const T, R>>> in;
+  for (std::size_t i = 0; i < N; ++i)
+    in.push_back({xs[i].cview(), static_cast<float>(ms[i].weight), ms[i].density, ms[i].gamma, ms[i].epsilon});
+  ref::gta_cfg c = cfg_of(m);
+  c.tensor = "model.layers.3.mlp.up_proj.weight";
+  c.seed = seed;
+  c.cols = R == 2 ? ext[R - 1] : 0;
+  merge(policy, m, out.view, base.cview(), in, {c.tensor, c.seed});
+  const auto want = ref::gta(base.get(), ms, c);
+  double scale = harness::max_abs(bvals);
+  for (const auto& mm : ms)
+    scale += std::abs(mm.weight) * 0.5 / std::min(mm.density, 1.0);
+  const std::string what = std::string(M::name) + " n=" + std::to_string(n) + " N=" + std::to_string(N) +
+                           (strided ? " strided" : "") + " " + std::string(element_traits<T>::name);
+  harness::check_close(out.get(), want, harness::storage_eps<T>(), 2e-6 * scale, what);
+}
+
+template <class M> void sweep(const M& m) {
+  std::uint32_t seed = 100;
+  for (std::size_t N : {2u, 3u, 5u, 8u}) {
+    compare_with_reference<float, 1>(exec::seq, m, {1001}, N, false, ++seed);
+    compare_with_reference<float, 1>(exec::par, m, {7}, N, true, ++seed);
+    compare_with_reference<float, 2>(exec::par, m, {37, 53}, N, N % 2 == 1, ++seed);
+    compare_with_reference<bf16, 2>(exec::par, m, {19, 41}, N, true, ++seed);
+    compare_with_reference<fp16, 1>(exec::seq, m, {517}, N, false, ++seed);
+  }
+  // large enough for the sampled top-k path, bf16 (many exactly equal magnitudes: exercises the tie order)
+  compare_with_reference<bf16, 2>(exec::par, m, {301, 257}, 3, false, ++seed);
+  compare_with_reference<float, 1>(exec::parallel_policy{.threads = 3}, m, {70001}, 4, false, ++seed);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(merge_gta)
+
+BOOST_AUTO_TEST_CASE(spec_vector_t45_ties) {
+  // fusechat-algorithms.md T4.5: density 0.5 (k = 2), weights 0.2, normalize -> [0.4, 0.4, 0.2, 0]
+  check_vec(run4(ties{}, 0.2f, 0.5), {0.4, 0.4, 0.2, 0.0});
+  // task arithmetic, weight 0.3 -> [0.12, 0.09, 0.06, 0.06]
+  check_vec(run4(task_arithmetic{}, 0.3f, 1.0), {0.12, 0.09, 0.06, 0.06});
+}
+
+BOOST_AUTO_TEST_CASE(spec_vector_t45_dare_linear_with_the_spec_masks) {
+  // T4.5 fixes the keep-masks [1,0,1,1], [0,1,1,0], [1,1,0,1] at p = 0.6 with 1/p rescale. Our masks are
+  // counter-based: search the seed whose masks are exactly those, then check the spec's values.
+  const std::vector<std::vector<int>> want = {{1, 0, 1, 1}, {0, 1, 1, 0}, {1, 1, 0, 1}};
+  std::uint64_t found = 0;
+  bool ok = false;
+  for (std::uint64_t s = 0; s < 200000 && !ok; ++s) {
+    ok = true;
+    for (std::size_t i = 0; i < 3 && ok; ++i)
+      for (std::uint64_t e = 0; e < 4 && ok; ++e)
+        ok = (rng::uniform01(s, detail::model_stream("t45", i), e) < 0.6f) == (want[i][e] == 1);
+    found = s;
+  }
+  BOOST_REQUIRE(ok);
+  const dare_linear norm{.normalize = true, .rescale_by = rescale_mode::inverse_density};
+  check_vec(run4(norm, 0.2f, 0.6, found, "t45"), {0.055556, 0.277778, 0.0, 0.0}, 2e-6);
+  const dare_linear plain{.normalize = false, .rescale_by = rescale_mode::inverse_density};
+  check_vec(run4(plain, 0.2f, 0.6, found, "t45"), {0.033333, 0.166667, 0.0, 0.0}, 2e-6);
+}
+
+BOOST_AUTO_TEST_CASE(ties_vs_reference) { sweep(ties{}); }
+BOOST_AUTO_TEST_CASE(dare_ties_vs_reference) { sweep(dare_ties{}); }
+BOOST_AUTO_TEST_CASE(dare_linear_vs_reference) { sweep(dare_linear{}); }
+BOOST_AUTO_TEST_CASE(breadcrumbs_vs_reference) { sweep(breadcrumbs{}); }
+BOOST_AUTO_TEST_CASE(breadcrumbs_ties_vs_reference) { sweep(breadcrumbs_ties{}); }
+BOOST_AUTO_TEST_CASE(della_vs_reference) { sweep(della{}); }
+BOOST_AUTO_TEST_CASE(della_linear_vs_reference) { sweep(della_linear{}); }
+
+BOOST_AUTO_TEST_CASE(disagreement_options_vs_reference) {
+  // PEFT-style TIES: unweighted election, count divisor
+  sweep(ties{.election = sign_election::unweighted, .divisor = consensus_divisor::count});
+  // DARE with the paper's 1/density rescale, normalized
+  sweep(dare_ties{.normalize = true, .rescale_by = rescale_mode::inverse_density});
+  // lambda after normalization, rescale on a deterministic sparsifier
+  sweep(ties{.lambda = 0.7f, .rescale = true});
+  // negative weights without normalization (task-vector negation)
+  compare_with_reference<float, 1>(exec::par, dare_linear{}, {4099}, 3, false, 7, true);
+  compare_with_reference<float, 1>(exec::par, breadcrumbs_ties{}, {4099}, 3, false, 8, true);
+}
+
+BOOST_AUTO_TEST_CASE(election_and_divisor_options_differ_as_documented) {
+  // one element, two models: deltas +1 (w 0.1) and -0.5 (w 1): weighted election picks -, unweighted picks +
+  std::vector<float> base{0.0f}, a{1.0f}, b{-0.5f}, out(1);
+  using V = vector_view<const float>;
+  std::vector<merge_input<V>> in{{host_view(a.data(), 1), 0.1f}, {host_view(b.data(), 1), 1.0f}};
+  merge(exec::seq, ties{}, host_view(out.data(), 1), host_view(base.data(), 1), in);
+  BOOST_CHECK_CLOSE(out[0], -0.5f, 1e-4); // Σw·Δ = -0.4 < 0: keeps model 1, divides by its weight
+  merge(exec::seq, ties{.election = sign_election::unweighted}, host_view(out.data(), 1), host_view(base.data(), 1), in);
+  BOOST_CHECK_CLOSE(out[0], 1.0f, 1e-4); // ΣΔ = 0.5 >= 0: keeps model 0 (0.1·1 / 0.1)
+  merge(exec::seq, ties{.election = sign_election::unweighted, .divisor = consensus_divisor::count},
+        host_view(out.data(), 1), host_view(base.data(), 1), in);
+  BOOST_CHECK_CLOSE(out[0], 0.1f, 1e-4); // 0.1·1 / count 1
+}
+
+BOOST_AUTO_TEST_CASE(random_masks_are_thread_count_independent) {
+  const std::int64_t n = 200003;
+  auto b = ref::random_values<float>(static_cast<std::size_t>(n), 1);
+  std::vector<std::vector<float>> xs;
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    auto x = ref::random_values<float>(static_cast<std::size_t>(n), 10 + i, 0.1f);
+    for (std::size_t e = 0; e < x.size(); ++e)
+      x[e] += b[e];
+    xs.push_back(std::move(x));
+  }
+  using V = vector_view<const float>;
+  std::vector<merge_input<V>> in;
+  for (auto& x : xs)
+    in.push_back({host_view(x.data(), n), 0.3f, 0.4, 0.01, 0.15});
+  auto run = [&](const auto& pol, const auto& m, std::uint64_t seed) {
+    std::vector<float> out(static_cast<std::size_t>(n));
+    merge(pol, m, host_view(out.data(), n), host_view(b.data(), n), in, {"model.layers.0.self_attn.q_proj.weight", seed});
+    return out;
+  };
+  auto all_same = [&](const auto& m, bool random) {
+    const auto r = run(exec::seq, m, 5);
+    for (int t : {1, 2, 3, 7})
+      BOOST_CHECK(run(exec::parallel_policy{.threads = t}, m, 5) == r);
+    if (random)
+      BOOST_CHECK(run(exec::par, m, 6) != r); // another seed, another mask
+  };
+  all_same(dare_ties{}, true);
+  all_same(dare_linear{}, true);
+  all_same(della{}, true);
+  all_same(della_linear{}, true);
+  all_same(ties{}, false);
+  all_same(breadcrumbs_ties{}, false);
+}
+
+BOOST_AUTO_TEST_CASE(dare_keeps_density_fraction_and_is_unbiased) {
+  // With the 1/density rescale, E[DARE-linear] = task arithmetic; the kept fraction is ~density.
+  const std::int64_t n = 400000;
+  std::vector<float> b(static_cast<std::size_t>(n), 0.0f), x(static_cast<std::size_t>(n), 1.0f), out(static_cast<std::size_t>(n));
+  using V = vector_view<const float>;
+  std::vector<merge_input<V>> in{{host_view(x.data(), n), 1.0f, 0.3}};
+  merge(exec::par, dare_linear{.rescale_by = rescale_mode::inverse_density}, host_view(out.data(), n),
+        host_view(b.data(), n), in, {"w", 9});
+  double kept = 0, mean = 0;
+  for (float v : out) {
+    kept += v != 0.0f;
+    mean += v;
+  }
+  kept /= static_cast<double>(n);
+  mean /= static_cast<double>(n);
+  BOOST_CHECK_SMALL(kept - 0.3, 4 * std::sqrt(0.3 * 0.7 / static_cast<double>(n)));
+  BOOST_CHECK_SMALL(mean - 1.0, 4 * std::sqrt(0.7 / 0.3 / static_cast<double>(n)));
+  // mergekit's L1 rescale preserves the L1 norm exactly (up to rounding)
+  merge(exec::par, dare_linear{}, host_view(out.data(), n), host_view(b.data(), n), in, {"w", 9});
+  double l1 = 0;
+  for (float v : out)
+    l1 += std::abs(v);
+  BOOST_CHECK_CLOSE(l1, static_cast<double>(n), 1e-3);
+}
+
+BOOST_AUTO_TEST_CASE(edge_cases_are_defined) {
+  using V = vector_view<const float>;
+  std::vector<float> base{1.0f, 2.0f, 3.0f}, x{2.0f, 2.0f, 5.0f}, out(3);
+  // empty input list: the base
+  std::vector<merge_input<V>> none;
+  merge(exec::seq, ties{}, host_view(out.data(), 3), host_view(base.data(), 3), none);
+  BOOST_CHECK(out == base);
+  // gamma = 0: breadcrumbs keeps the largest entries (mergekit would zero the whole task vector)
+  std::vector<merge_input<V>> one{{host_view(x.data(), 3), 1.0f, 2.0 / 3.0, 0.0}};
+  merge(exec::seq, breadcrumbs{}, host_view(out.data(), 3), host_view(base.data(), 3), one);
+  BOOST_CHECK_EQUAL(out[0], 2.0f); // delta 1 kept (rank 2 of 2 kept)
+  BOOST_CHECK_EQUAL(out[2], 5.0f); // delta 2 kept
+  // density 0 drops the model explicitly
+  one[0].density = 0.0;
+  merge(exec::seq, ties{}, host_view(out.data(), 3), host_view(base.data(), 3), one);
+  BOOST_CHECK(out == base);
+  // Σw = 0 without consensus: the divisor becomes 1 (mergekit), not a division by zero
+  std::vector<float> y{0.0f, 2.0f, 1.0f};
+  std::vector<merge_input<V>> two{{host_view(x.data(), 3), 1.0f}, {host_view(y.data(), 3), -1.0f}};
+  merge(exec::seq, dare_linear{.normalize = true}, host_view(out.data(), 3), host_view(base.data(), 3), two);
+  BOOST_CHECK_CLOSE(out[0], 1.0f + (1.0f - (-1.0f)), 1e-4);
+  for (float v : out)
+    BOOST_CHECK(std::isfinite(v));
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_tensor_and_model) {
+  using V = vector_view<const float>;
+  std::vector<float> base(10, 0.0f), x(10, 1.0f), z(9, 1.0f), out(10);
+  auto msg = [](auto&& f) {
+    try {
+      f();
+    } catch (const fusekit::error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::vector<merge_input<V>> bad_shape{{host_view(x.data(), 10), 1.0f, 0.5}, {host_view(z.data(), 9), 1.0f, 0.5}};
+  const auto m1 = msg([&] { merge(exec::seq, ties{}, host_view(out.data(), 10), host_view(base.data(), 10), bad_shape, {"w.q"}); });
+  BOOST_CHECK_MESSAGE(m1.find("model 1") != std::string::npos && m1.find("w.q") != std::string::npos, m1);
+  std::vector<merge_input<V>> k0{{host_view(x.data(), 10), 1.0f, 0.05}}; // floor(0.05*10) = 0
+  const auto m2 = msg([&] { merge(exec::seq, ties{}, host_view(out.data(), 10), host_view(base.data(), 10), k0, {"w.k"}); });
+  BOOST_CHECK_MESSAGE(m2.find("model 0") != std::string::npos && m2.find("floor") != std::string::npos, m2);
+  std::vector<merge_input<V>> eps{{host_view(x.data(), 10), 1.0f, 0.5, 0.01, 0.6}};
+  const auto m3 = msg([&] { merge(exec::seq, della{}, host_view(out.data(), 10), host_view(base.data(), 10), eps, {"w.e"}); });
+  BOOST_CHECK_MESSAGE(m3.find("epsilon") != std::string::npos, m3);
+  std::vector<merge_input<V>> dens{{host_view(x.data(), 10), 1.0f, 1.5}};
+  const auto m4 = msg([&] { merge(exec::seq, dare_ties{}, host_view(out.data(), 10), host_view(base.data(), 10), dens, {"w.d"}); });
+  BOOST_CHECK_MESSAGE(m4.find("density") != std::string::npos, m4);
+  std::vector<merge_input<V>> nanw{{host_view(x.data(), 10), NAN, 0.5}};
+  const auto m5 = msg([&] { merge(exec::seq, ties{}, host_view(out.data(), 10), host_view(base.data(), 10), nanw, {"w.n"}); });
+  BOOST_CHECK_MESSAGE(m5.find("weight") != std::string::npos, m5);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
