@@ -94,10 +94,11 @@ template <class T, std::size_t Rank, memory_space Space = host_space> struct str
   FUSEKIT_HOST_DEVICE constexpr strided_view<const T, Rank, Space> as_const() const noexcept {
     return {ptr_, extents_, strides_};
   }
-  /// Implicit conversion to a view of const elements.
-  FUSEKIT_HOST_DEVICE constexpr operator strided_view<const T, Rank, Space>() const noexcept
-    requires(!std::is_const_v<T>)
-  {
+  /// Implicit conversion to a view of const elements. (A template, so that for a view of const elements no
+  /// never-callable conversion to its own type is declared: nvcc warns about that, #554-D.)
+  template <class U = T>
+    requires(!std::is_const_v<U>)
+  FUSEKIT_HOST_DEVICE constexpr operator strided_view<const U, Rank, Space>() const noexcept {
     return {ptr_, extents_, strides_};
   }
 
