@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(wrpo_quadruples) {
 BOOST_AUTO_TEST_CASE(deterministic_split) {
   std::vector<pf::prompt_samples> v;
   for (int i = 0; i < 1000; ++i)
-    v.push_back(one_source("id" + std::to_string(i), {0.30, 0.25, 0.28}));
+    v.push_back(one_source(std::string("id") + std::to_string(i), {0.30, 0.25, 0.28}));
   v.push_back(one_source("bad", {0.30, 0.10})); // gap 0.2: dropped before the split
   v.push_back(pf::prompt_samples{"empty", "e", {}});
   const pf::build_options opt{.sft_fraction = 0.4, .seed = 7};
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(deterministic_split) {
   // FuseChat UltraFeedback count: 51098 · 0.4 → 20439 SFT, 30659 DPO
   std::vector<pf::prompt_samples> uf;
   for (int i = 0; i < 51098; ++i)
-    uf.push_back(one_source("u" + std::to_string(i), {0.3, 0.28}));
+    uf.push_back(one_source(std::string("u") + std::to_string(i), {0.3, 0.28}));
   const auto ru = pf::build(uf, pf::build_options{});
   BOOST_TEST(ru.summary.sft_records == 20439);
   BOOST_TEST(ru.summary.dpo_records == 30659);

@@ -108,6 +108,93 @@ template <class C> FUSEKIT_FORCEINLINE C exp_le0(C x) noexcept {
     return std::exp(x);
 }
 
+/// max_j src[j] (NaN entries are skipped here; they surface through the exp sum).
+template <class C> FUSEKIT_FORCEINLINE C block_max(const C* src, std::int64_t n) noexcept {
+  std::int64_t j = 0;
+  C bm = -std::numeric_limits<C>::infinity();
+#if FUSEKIT_HAS_VECTOR_EXT
+  if constexpr (std::is_same_v<C, float>) {
+    fvec a0 = fvec{} + bm, a1 = a0;
+    for (; j + 2 * fvec_lanes <= n; j += 2 * fvec_lanes) {
+      fvec x0, x1;
+      __builtin_memcpy(&x0, src + j, sizeof(x0));
+      __builtin_memcpy(&x1, src + j + fvec_lanes, sizeof(x1));
+      a0 = x0 > a0 ? x0 : a0;
+      a1 = x1 > a1 ? x1 : a1;
+    }
+    a0 = a1 > a0 ? a1 : a0;
+    for (int k = 0; k < fvec_lanes; ++k)
+      bm = a0[k] > bm ? a0[k] : bm;
+  }
+#endif
+  for (; j < n; ++j)
+    bm = src[j] > bm ? src[j] : bm;
+  return bm;
+}
+
+/// Σ_j e^{buf[j] − m} (float: fvec_lanes at a time with the vector exp).
+template <class C> FUSEKIT_FORCEINLINE C block_sum_exp(const C* buf, std::int64_t n, C m) noexcept {
+  std::int64_t j = 0;
+  C s = 0;
+#if FUSEKIT_HAS_VECTOR_EXT
+  if constexpr (std::is_same_v<C, float>) {
+    fvec acc{};
+    for (; j + fvec_lanes <= n; j += fvec_lanes) {
+      fvec x;
+      __builtin_memcpy(&x, buf + j, sizeof(x));
+      acc += exp_nonpos(x - m);
+    }
+    for (int k = 0; k < fvec_lanes; ++k)
+      s += acc[k];
+  }
+#endif
+  for (; j < n; ++j)
+    s += exp_le0<C>(buf[j] - m);
+  return s;
+}
+
+/// Σ_j e^{buf[j] − m}·(buf[j] − m), with 0·(−inf) taken as 0 (entropy numerator).
+template <class C> FUSEKIT_FORCEINLINE C block_sum_exp_shifted(const C* buf, std::int64_t n, C m) noexcept {
+  std::int64_t j = 0;
+  C s = 0;
+#if FUSEKIT_HAS_VECTOR_EXT
+  if constexpr (std::is_same_v<C, float>) {
+    fvec acc{};
+    for (; j + fvec_lanes <= n; j += fvec_lanes) {
+      fvec x;
+      __builtin_memcpy(&x, buf + j, sizeof(x));
+      const fvec d = x - m;
+      const fvec e = exp_nonpos(d);
+      acc += e > 0.0f ? e * d : fvec{};
+    }
+    for (int k = 0; k < fvec_lanes; ++k)
+      s += acc[k];
+  }
+#endif
+  for (; j < n; ++j) {
+    const C e = exp_le0<C>(buf[j] - m);
+    s += e > C(0) ? e * (buf[j] - m) : C(0);
+  }
+  return s;
+}
+
+/// dst[j] = c · e^{src[j] − lse} (dst may equal src).
+template <class C> FUSEKIT_FORCEINLINE void block_scale_exp(const C* src, C* dst, std::int64_t n, C lse, C c) noexcept {
+  std::int64_t j = 0;
+#if FUSEKIT_HAS_VECTOR_EXT
+  if constexpr (std::is_same_v<C, float>) {
+    for (; j + fvec_lanes <= n; j += fvec_lanes) {
+      fvec x;
+      __builtin_memcpy(&x, src + j, sizeof(x));
+      x = c * exp_nonpos(x - lse);
+      __builtin_memcpy(dst + j, &x, sizeof(x));
+    }
+  }
+#endif
+  for (; j < n; ++j)
+    dst[j] = c * exp_le0<C>(src[j] - lse);
+}
+
 /// Sorted (value desc, id asc) top-k accumulator; k small (FuseLLM uses 10).
 template <class C> struct topk_state {
   C* vals = nullptr;
@@ -160,11 +247,16 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
   C zl = 0;
   for (std::int64_t b = 0; b < V; b += row_block) {
     const std::int64_t n = std::min(row_block, V - b);
-    load_block(row + b * s, s, buf, n);
-    C bm = ninf;
-    FUSEKIT_LOSS_SIMD_MAX(bm)
-    for (std::int64_t j = 0; j < n; ++j)
-      bm = buf[j] > bm ? buf[j] : bm;
+    const C* src = buf;
+    if constexpr (std::is_same_v<std::remove_cv_t<T>, C>) {
+      if (s == 1)
+        src = row + b; // already in the compute type: work on the row itself (L1-resident per block)
+      else
+        load_block(row + b * s, s, buf, n);
+    } else {
+      load_block(row + b * s, s, buf, n);
+    }
+    const C bm = block_max(src, n);
     if (bm > m) {
       if (m != ninf) {
         const C d = m - bm;
@@ -176,40 +268,29 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
       m = bm;
       if constexpr (Argmax) {
         for (std::int64_t j = 0; j < n; ++j)
-          if (buf[j] == bm) {
+          if (src[j] == bm) {
             am = b + j;
             break;
           }
       }
     }
     if (m != ninf) {
-      C bs = 0;
-      FUSEKIT_LOSS_SIMD_SUM(bs)
-      for (std::int64_t j = 0; j < n; ++j)
-        bs += exp_le0<C>(buf[j] - m);
-      sum += bs;
-      if constexpr (Entropy) {
-        C be = 0;
-        FUSEKIT_LOSS_SIMD_SUM(be)
-        for (std::int64_t j = 0; j < n; ++j) {
-          const C e = exp_le0<C>(buf[j] - m);
-          be += e > C(0) ? e * (buf[j] - m) : C(0);
-        }
-        ent += be;
-      }
+      sum += block_sum_exp(src, n, m);
+      if constexpr (Entropy)
+        ent += block_sum_exp_shifted(src, n, m);
     }
     if constexpr (LogitSum) {
       C bz = 0;
       FUSEKIT_LOSS_SIMD_SUM(bz)
       for (std::int64_t j = 0; j < n; ++j)
-        bz += buf[j];
+        bz += src[j];
       zsum += bz;
     }
     if (label >= b && label < b + n)
-      zl = buf[label - b];
+      zl = src[label - b];
     if (topk != nullptr)
       for (std::int64_t j = 0; j < n; ++j)
-        topk->offer(buf[j], b + j);
+        topk->offer(src[j], b + j);
   }
   row_stats<C> r;
   r.max = m;
@@ -248,20 +329,33 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
                   std::int64_t label, C g_label, const I* sparse_ids, const W* sparse_w, std::int64_t nsparse,
                   C sparse_scale, bool accumulate) noexcept {
   alignas(64) C buf[row_block];
+  using OU = std::remove_cv_t<O>;
   for (std::int64_t b = 0; b < V; b += row_block) {
     const std::int64_t n = std::min(row_block, V - b);
-    load_block(in + b * s_in, s_in, buf, n);
-    FUSEKIT_LOSS_SIMD
-    for (std::int64_t j = 0; j < n; ++j)
-      buf[j] = c * exp_le0<C>(buf[j] - lse);
+    const C* src = buf;
+    if constexpr (std::is_same_v<std::remove_cv_t<T>, C>) {
+      if (s_in == 1)
+        src = in + b;
+      else
+        load_block(in + b * s_in, s_in, buf, n);
+    } else {
+      load_block(in + b * s_in, s_in, buf, n);
+    }
+    // write straight into the output row when it already has the compute type (in place included)
+    C* dst = buf;
+    if constexpr (std::is_same_v<OU, C>)
+      if (s_out == 1 && !accumulate)
+        dst = out + b;
+    block_scale_exp(src, dst, n, lse, c);
     if (label >= b && label < b + n)
-      buf[label - b] -= g_label;
+      dst[label - b] -= g_label;
     for (std::int64_t k = 0; k < nsparse; ++k) {
       const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
       if (id >= b && id < b + n)
-        buf[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
+        dst[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
     }
-    store_block(out + b * s_out, s_out, buf, n, accumulate);
+    if (dst == buf)
+      store_block(out + b * s_out, s_out, buf, n, accumulate);
   }
 }
 

@@ -1,0 +1,120 @@
+// Log-prob forward / backward and fused cross-entropy+gradient over [N, V] logits (V = 128,256 Llama-3
+// and 151,936 Qwen-2.5), bf16 and fp32 storage, seq and par, reported beside the memcpy bandwidth of the
+// same bytes measured in this run. Lower bound for forward+backward = read the logits once + write the
+// gradient once (2·N·V·sizeof(T) bytes); `bound_ratio` = time / that bound at memcpy speed.
+//   fusekit_bench_loss --benchmark_filter='par' --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bandwidth.hpp"
+#include <fusekit/loss/fusion.hpp>
+#include <fusekit/loss/logprob.hpp>
+#include <fusekit/types/bf16.hpp>
+
+namespace {
+
+using namespace fusekit;
+
+template <class T> struct fixture {
+  std::int64_t N, V, B;
+  std::vector<T> logits, grad;
+  std::vector<std::int64_t> labels, offsets;
+  std::vector<double> seq_sum, gseq;
+  std::vector<float> lse;
+  fixture(std::int64_t n, std::int64_t v, bool separate_grad) : N(n), V(v), B(std::max<std::int64_t>(1, n / 512)) {
+    logits.resize(static_cast<std::size_t>(N * V));
+    std::uint32_t s = 12345u;
+    for (auto& x : logits) { // cheap LCG, values in [-8, 8)
+      s = s * 1664525u + 1013904223u;
+      x = from_compute<T>(static_cast<float>(s >> 8) * (16.0f / 16777216.0f) - 8.0f);
+    }
+    if (separate_grad)
+      grad.resize(logits.size());
+    labels.resize(static_cast<std::size_t>(N));
+    for (std::int64_t t = 0; t < N; ++t)
+      labels[static_cast<std::size_t>(t)] = (t % 7 == 0) ? -100 : (t * 7919) % V; // ~1/7 masked (prompt)
+    for (std::int64_t b = 0; b <= B; ++b)
+      offsets.push_back(b * N / B);
+    seq_sum.resize(static_cast<std::size_t>(B));
+    gseq.assign(static_cast<std::size_t>(B), -0.05);
+    lse.resize(static_cast<std::size_t>(N));
+  }
+  logits_batch<T> batch() const {
+    return {.logits = host_view(logits.data(), std::array<std::int64_t, 2>{N, V}),
+            .labels = host_view(labels.data(), N),
+            .seq_offsets = host_view(offsets.data(), B + 1)};
+  }
+  matrix_view<T> grad_view() {
+    T* p = grad.empty() ? logits.data() : grad.data();
+    return host_view(p, std::array<std::int64_t, 2>{N, V});
+  }
+};
+
+enum class op { forward, forward_backward, fused_ce };
+
+template <class T, op Op, class Policy> void run(benchmark::State& state, const Policy& pol) {
+  const std::int64_t N = state.range(0), V = state.range(1);
+  // in-place gradient for the fused CE (llm.c / Liger style); separate buffer for forward+backward
+  fixture<T> f(N, V, Op == op::forward_backward);
+  for (auto _ : state) {
+    if constexpr (Op == op::forward) {
+      sequence_logprobs(pol, f.batch(), sequence_logprob_outputs<double>{.sum = host_view(f.seq_sum.data(), f.B)},
+                        token_logprob_outputs<float>{.lse = host_view(f.lse.data(), N)});
+    } else if constexpr (Op == op::forward_backward) {
+      sequence_logprobs(pol, f.batch(), sequence_logprob_outputs<double>{.sum = host_view(f.seq_sum.data(), f.B)},
+                        token_logprob_outputs<float>{.lse = host_view(f.lse.data(), N)});
+      sequence_logprobs_backward(pol, f.batch(), vector_view<const double>(host_view(f.gseq.data(), f.B)), f.grad_view(),
+                                 logprob_backward_options<float>{.lse = host_view(static_cast<const float*>(f.lse.data()), N)});
+    } else {
+      // in place: the logits buffer becomes the gradient (values stay in [-1, 1]; timing unaffected)
+      auto r = cross_entropy_and_grad(pol, f.batch(), f.grad_view());
+      benchmark::DoNotOptimize(r);
+    }
+    benchmark::DoNotOptimize(f.seq_sum.data());
+    benchmark::ClobberMemory();
+  }
+  const std::size_t bytes = static_cast<std::size_t>(N * V) * sizeof(T);
+  // the bound counts one read of the logits (+ one write of the gradient when there is a backward)
+  fusekit_bench::report_traffic(state, bytes, Op == op::forward ? 0 : bytes);
+  state.counters["threads"] = pol.concurrency();
+}
+
+template <class T, op Op> void bm_seq(benchmark::State& s) { run<T, Op>(s, exec::seq); }
+template <class T, op Op> void bm_par(benchmark::State& s) { run<T, Op>(s, exec::par); }
+
+void shapes_f32(benchmark::internal::Benchmark* b) {
+  for (std::int64_t v : {128256, 151936})
+    for (std::int64_t n : {512, 2048})
+      b->Args({n, v});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void shapes_bf16(benchmark::internal::Benchmark* b) {
+  for (std::int64_t v : {128256, 151936})
+    for (std::int64_t n : {512, 2048, 8192})
+      b->Args({n, v});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void shapes_bf16_inplace_only(benchmark::internal::Benchmark* b) { // keeps memory ≤ 2.5 GB
+  for (std::int64_t v : {128256, 151936})
+    for (std::int64_t n : {512, 2048})
+      b->Args({n, v});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void smoke(benchmark::internal::Benchmark* b) { b->Args({64, 4099})->Unit(benchmark::kMillisecond)->UseRealTime(); }
+
+} // namespace
+
+BENCHMARK(bm_par<float, op::forward>)->Name("par/f32/forward")->Apply(shapes_f32);
+BENCHMARK(bm_par<float, op::forward_backward>)->Name("par/f32/forward_backward")->Apply(shapes_f32);
+BENCHMARK(bm_par<float, op::fused_ce>)->Name("par/f32/fused_ce_inplace")->Apply(shapes_f32);
+BENCHMARK(bm_par<bf16, op::forward>)->Name("par/bf16/forward")->Apply(shapes_bf16);
+BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("par/bf16/forward_backward")->Apply(shapes_bf16_inplace_only);
+BENCHMARK(bm_par<bf16, op::fused_ce>)->Name("par/bf16/fused_ce_inplace")->Apply(shapes_bf16);
+BENCHMARK(bm_seq<float, op::forward_backward>)->Name("seq/f32/forward_backward")->Args({512, 128256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_seq<bf16, op::forward_backward>)->Name("seq/bf16/forward_backward")->Args({512, 128256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("smoke/bf16/forward_backward")->Apply(smoke);
+BENCHMARK(bm_par<float, op::fused_ce>)->Name("smoke/f32/fused_ce_inplace")->Apply(smoke);
+
+BENCHMARK_MAIN();
