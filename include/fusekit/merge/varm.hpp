@@ -104,6 +104,15 @@ template <class P, class Base, class In>
   return r;
 }
 
+/// Convenience overload taking any contiguous range of merge_input.
+template <class P, class Base, class Range>
+  requires requires(const Range& r) { std::span(r); }
+[[nodiscard]] varm_stats varm_statistics(const P& policy, const Base& base, const Range& inputs,
+                                         varm_statistic statistic = varm_statistic::square) {
+  using In = decltype(std::span(inputs)[0].tensor);
+  return varm_statistics(policy, base, std::span<const merge_input<std::remove_cvref_t<In>>>(inputs), statistic);
+}
+
 /// Granularities of FuseChat's merge.py that aggregate several tensors.
 enum class varm_group { layer, module, model };
 
@@ -155,7 +164,9 @@ public:
       acc.sums[j] += s.sums[j];
     acc.count += s.count;
   }
-  /// Scores s_j of the tensor's group (empty = equal weights, for tensors outside every group).
+  /// Scores s_j of the tensor's group. Empty for tensors outside every group (non-layer tensors with the
+  /// `layer` granularity): FuseChat merges those with equal weights — pass equal scores, e.g.
+  /// std::vector<double>(J, 1.0), as varm::group_scores.
   [[nodiscard]] std::vector<double> scores(std::string_view tensor_name) const {
     const auto key = varm_group_key(tensor_name, group_);
     if (!key)
