@@ -15,11 +15,15 @@
 /// covering). Both sequences must be non-empty.
 
 #include <fusekit/core/error.hpp>
+#include <fusekit/vocab/edit_distance.hpp>
 #include <fusekit/vocab/token_cost.hpp>
 #include <fusekit/vocab/utf8.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,54 +85,63 @@ token_alignment dtw_align(std::int64_t source_size, std::int64_t pivot_size, Cos
                       pivot_size < std::numeric_limits<std::int32_t>::max(),
                   invalid_argument, "dtw_align: sequences longer than 2^31-1 tokens");
   const std::int64_t M = source_size, N = pivot_size;
-  std::vector<std::int64_t> local;
-  std::vector<std::int64_t>& D = cumulative ? *cumulative : local;
-  D.assign(static_cast<std::size_t>(M * N), 0);
-  // forward pass
-  {
-    std::int64_t* row = D.data();
-    row[0] = static_cast<std::int64_t>(cost(std::int64_t{0}, std::int64_t{0}));
-    for (std::int64_t i = 1; i < N; ++i) row[i] = row[i - 1] + static_cast<std::int64_t>(cost(std::int64_t{0}, i));
-    for (std::int64_t j = 1; j < M; ++j) {
-      const std::int64_t* up = D.data() + (j - 1) * N;
-      std::int64_t* cur = D.data() + j * N;
-      cur[0] = up[0] + static_cast<std::int64_t>(cost(j, std::int64_t{0}));
+  // The backtrack step at (j,i) compares exactly the three cells whose minimum the forward pass adds
+  // to c(j,i), so the forward pass records the backtrack move of every cell (1 byte, tie order applied)
+  // and keeps only two rows of D. Moves: 0 diag, 1 source-only (srcup), 2 pivot-only (pivlf).
+  std::unique_ptr<std::uint8_t[]> move(new std::uint8_t[static_cast<std::size_t>(M * N)]);
+  std::vector<std::int64_t> prev(static_cast<std::size_t>(N)), cur(static_cast<std::size_t>(N));
+  if (cumulative) cumulative->resize(static_cast<std::size_t>(M * N));
+  const bool chat = options.tie_order == dtw_tie_order::fusechat;
+  cur[0] = static_cast<std::int64_t>(cost(std::int64_t{0}, std::int64_t{0}));
+  move[0] = 0;
+  for (std::int64_t i = 1; i < N; ++i) {
+    cur[static_cast<std::size_t>(i)] = cur[static_cast<std::size_t>(i - 1)] + static_cast<std::int64_t>(cost(std::int64_t{0}, i));
+    move[static_cast<std::size_t>(i)] = 2;
+  }
+  if (cumulative) std::copy(cur.begin(), cur.end(), cumulative->begin());
+  for (std::int64_t j = 1; j < M; ++j) {
+    std::swap(prev, cur);
+    const std::int64_t* up = prev.data();
+    std::int64_t* c = cur.data();
+    std::uint8_t* mv = move.get() + j * N;
+    c[0] = up[0] + static_cast<std::int64_t>(cost(j, std::int64_t{0}));
+    mv[0] = 1;
+    std::int64_t left = c[0];
+    if (chat) {
       for (std::int64_t i = 1; i < N; ++i) {
         std::int64_t best = up[i - 1];
-        if (up[i] < best) best = up[i];
-        if (cur[i - 1] < best) best = cur[i - 1];
-        cur[i] = best + static_cast<std::int64_t>(cost(j, i));
+        std::uint8_t m = 0;
+        if (left < best) { best = left; m = 2; }
+        if (up[i] < best) { best = up[i]; m = 1; }
+        left = best + static_cast<std::int64_t>(cost(j, i));
+        c[i] = left;
+        mv[i] = m;
+      }
+    } else {
+      for (std::int64_t i = 1; i < N; ++i) {
+        std::int64_t best = up[i - 1];
+        std::uint8_t m = 0;
+        if (up[i] < best) { best = up[i]; m = 1; }
+        if (left < best) { best = left; m = 2; }
+        left = best + static_cast<std::int64_t>(cost(j, i));
+        c[i] = left;
+        mv[i] = m;
       }
     }
+    if (cumulative) std::copy(cur.begin(), cur.end(), cumulative->begin() + j * N);
   }
   token_alignment out;
   out.source_size = M;
   out.pivot_size = N;
-  out.total_cost = D[static_cast<std::size_t>(M * N - 1)];
-  // backtrack
-  constexpr std::int64_t inf = std::numeric_limits<std::int64_t>::max();
-  auto at = [&](std::int64_t j, std::int64_t i) { return D[static_cast<std::size_t>(j * N + i)]; };
+  out.total_cost = cur[static_cast<std::size_t>(N - 1)];
+  // backtrack along the recorded moves
   std::int64_t j = M - 1, i = N - 1;
   out.path.reserve(static_cast<std::size_t>(M + N));
   while (j != 0 || i != 0) {
     out.path.emplace_back(static_cast<std::int32_t>(j), static_cast<std::int32_t>(i));
-    const std::int64_t diag = (j > 0 && i > 0) ? at(j - 1, i - 1) : inf;
-    const std::int64_t srcup = (j > 0) ? at(j - 1, i) : inf;
-    const std::int64_t pivlf = (i > 0) ? at(j, i - 1) : inf;
-    int move;  // 0 diag, 1 srcup, 2 pivlf
-    if (options.tie_order == dtw_tie_order::fusechat) {
-      move = 0;
-      std::int64_t best = diag;
-      if (pivlf < best) { move = 2; best = pivlf; }
-      if (srcup < best) { move = 1; best = srcup; }
-    } else {
-      move = 0;
-      std::int64_t best = diag;
-      if (srcup < best) { move = 1; best = srcup; }
-      if (pivlf < best) { move = 2; best = pivlf; }
-    }
-    if (move == 0) { --j; --i; }
-    else if (move == 1) { --j; }
+    const std::uint8_t m = move[static_cast<std::size_t>(j * N + i)];
+    if (m == 0) { --j; --i; }
+    else if (m == 1) { --j; }
     else { --i; }
   }
   out.path.emplace_back(0, 0);
@@ -178,9 +191,43 @@ token_alignment dtw_align(std::span<const S> source, std::span<const S> pivot, c
   for (std::size_t k = 0; k < us.size(); ++k) ps[k] = cost.prepare_source(us[k]);
   for (std::size_t k = 0; k < up.size(); ++k) pp[k] = cost.prepare_pivot(up[k]);
   const std::size_t P = up.size();
+  // Cost of every distinct (source, pivot) pair: each distinct source string becomes a bit-parallel
+  // pattern over a dense alphabet once and is run against every distinct pivot string.
+  std::vector<char32_t> alphabet;
+  for (const auto* side : {&ps, &pp})
+    for (const auto& t : *side) {
+      alphabet.insert(alphabet.end(), t.stripped.begin(), t.stripped.end());
+      alphabet.insert(alphabet.end(), t.fallback.begin(), t.fallback.end());
+    }
+  std::sort(alphabet.begin(), alphabet.end());
+  alphabet.erase(std::unique(alphabet.begin(), alphabet.end()), alphabet.end());
+  auto dense = [&](const std::u32string& s) {
+    std::vector<std::uint32_t> d(s.size());
+    for (std::size_t k = 0; k < s.size(); ++k)
+      d[k] = static_cast<std::uint32_t>(std::lower_bound(alphabet.begin(), alphabet.end(), s[k]) - alphabet.begin());
+    return d;
+  };
+  std::vector<std::vector<std::uint32_t>> p_str(P), p_fb(P);
+  bool pivot_has_empty = false;
+  for (std::size_t b = 0; b < P; ++b) {
+    p_str[b] = dense(pp[b].stripped);
+    p_fb[b] = dense(pp[b].fallback);
+    pivot_has_empty = pivot_has_empty || pp[b].stripped.empty();
+  }
+  const bool fallback_rule = cost.rule == cost_rule::fusechat;
+  std::vector<std::uint64_t> t1(alphabet.size() + 1, 0), t2(alphabet.size() + 1, 0);
   std::vector<std::int32_t> table(us.size() * P);
-  for (std::size_t a = 0; a < us.size(); ++a)
-    for (std::size_t b = 0; b < P; ++b) table[a * P + b] = cost(ps[a], pp[b]);
+  for (std::size_t a = 0; a < us.size(); ++a) {
+    const auto s_str = dense(ps[a].stripped);
+    const auto s_fb = dense(ps[a].fallback);
+    const myers_pattern pa(s_str, t1);
+    const bool need_fb = fallback_rule && (s_str.empty() || pivot_has_empty);
+    const myers_pattern pf(need_fb ? std::span<const std::uint32_t>(s_fb) : std::span<const std::uint32_t>(), t2);
+    for (std::size_t b = 0; b < P; ++b) {
+      if (fallback_rule && (s_str.empty() || p_str[b].empty())) table[a * P + b] = pf.distance(p_fb[b]);
+      else table[a * P + b] = pa.distance(p_str[b]);
+    }
+  }
   return dtw_align(
       static_cast<std::int64_t>(source.size()), static_cast<std::int64_t>(pivot.size()),
       [&](std::int64_t j, std::int64_t i) {

@@ -161,6 +161,15 @@ inline std::int32_t myers_blocked(std::u32string_view pattern, std::u32string_vi
 inline std::int32_t levenshtein(std::u32string_view a, std::u32string_view b) {
   if (a.size() > b.size()) std::swap(a, b);  // pattern = the shorter string
   if (a.empty()) return static_cast<std::int32_t>(b.size());
+  if (a.size() <= 16) {  // short patterns: build each match mask by scanning (no table to set up)
+    const char32_t* pa = a.data();
+    const std::size_t m = a.size();
+    return detail::myers_single_word(static_cast<std::int32_t>(m), b, [pa, m](char32_t c) {
+      std::uint64_t eq = 0;
+      for (std::size_t k = 0; k < m; ++k) eq |= static_cast<std::uint64_t>(pa[k] == c) << k;
+      return eq;
+    });
+  }
   if (a.size() <= 64) {
     const detail::small_peq peq(a);
     return detail::myers_single_word(static_cast<std::int32_t>(a.size()), b, peq);
