@@ -62,9 +62,9 @@ template <class T, std::size_t Rank, memory_space Space = host_space> struct str
   }
 
   /// Element at multi-index (i0, ..., i{Rank-1}).
-  template <class... I>
-    requires(sizeof...(I) == Rank && (std::is_integral_v<I> && ...))
-  FUSEKIT_HOST_DEVICE constexpr T& operator()(I... idx) const noexcept {
+  template <class... Idx>
+    requires(sizeof...(Idx) == Rank && (std::is_integral_v<Idx> && ...))
+  FUSEKIT_HOST_DEVICE constexpr T& operator()(Idx... idx) const noexcept {
     const index_type ix[] = {static_cast<index_type>(idx)...};
     index_type off = 0;
     for (std::size_t d = 0; d < Rank; ++d)
