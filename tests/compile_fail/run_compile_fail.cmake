@@ -2,6 +2,7 @@
 #   1. the source compiles without FUSEKIT_EXPECT_COMPILE_ERROR (the control: the test is not broken);
 #   2. with -DFUSEKIT_EXPECT_COMPILE_ERROR it fails, and the diagnostic matches EXPECT (the static_assert sentence).
 # Variables: COMPILER, SOURCE, FLAGS (arguments separated by '|'), EXPECT (a regular expression).
+cmake_minimum_required(VERSION 3.25)
 foreach(v COMPILER SOURCE EXPECT)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run_compile_fail.cmake: ${v} is not set")
