@@ -439,6 +439,18 @@ using builtin_merge_registry =
                    della_linear, sce, varm, slerp, nuslerp, multislerp, karcher, model_stock, nearswap, arcee_fusion, ram,
                    ramplus_tl, passthrough>;
 
+namespace detail {
+template <class Registry, class... Extra> struct extend_registry;
+template <class... M, class... Extra> struct extend_registry<merge_registry<M...>, Extra...> {
+  using type = merge_registry<M..., Extra...>;
+};
+} // namespace detail
+
+/// The built-in registry plus user methods (each with a method_traits specialization), e.g.
+/// `using my_registry = fusekit::merge_registry_with<lab::median_merge>; my_registry::run(policy, "median", ...)`.
+template <class... Extra>
+using merge_registry_with = typename detail::extend_registry<builtin_merge_registry, Extra...>::type;
+
 /// Spec of built-in method `name`, or nullptr if unknown.
 [[nodiscard]] inline const method_spec* method_info(std::string_view name) { return builtin_merge_registry::find(name); }
 
