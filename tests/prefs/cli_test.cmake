@@ -1,0 +1,46 @@
+# Runs `fusekit prefs build` on tests/data/prefs/samples.jsonl and compares the outputs with the
+# expected files; then checks that malformed input fails with a message naming line and field.
+# Invoked by CTest as: cmake -DFUSEKIT=<exe> -DDATA=<dir> -DWORK=<dir> -P cli_test.cmake
+file(REMOVE_RECURSE ${WORK})
+function(run_build out)
+  execute_process(COMMAND ${FUSEKIT} prefs build ${DATA}/samples.jsonl -o ${WORK}/${out} --sft-fraction 0.5 --seed 1 ${ARGN}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "fusekit prefs build failed (${rc}): ${so} ${se}")
+  endif()
+endfunction()
+function(expect_same got want)
+  file(READ ${got} a)
+  file(READ ${want} b)
+  if(NOT a STREQUAL b)
+    message(FATAL_ERROR "${got} differs from ${want}:\n--- got\n${a}--- want\n${b}")
+  endif()
+endfunction()
+
+run_build(plain)
+expect_same(${WORK}/plain/sft.jsonl ${DATA}/expected_sft.jsonl)
+expect_same(${WORK}/plain/dpo.jsonl ${DATA}/expected_dpo.jsonl)
+if(EXISTS ${WORK}/plain/wrpo.jsonl)
+  message(FATAL_ERROR "wrpo.jsonl written without --target-source")
+endif()
+file(READ ${WORK}/plain/summary.json summary)
+string(JSON dropped GET "${summary}" dropped_prompts)
+string(JSON above GET "${summary}" dropped_by_reason gap_above_max)
+if(NOT dropped EQUAL 2 OR NOT above EQUAL 1)
+  message(FATAL_ERROR "unexpected summary: ${summary}")
+endif()
+
+run_build(wrpo --target-source target)
+expect_same(${WORK}/wrpo/sft.jsonl ${DATA}/expected_wrpo_mode_sft.jsonl)
+expect_same(${WORK}/wrpo/dpo.jsonl ${DATA}/expected_wrpo_mode_dpo.jsonl)
+expect_same(${WORK}/wrpo/wrpo.jsonl ${DATA}/expected_wrpo_mode_wrpo.jsonl)
+
+execute_process(COMMAND ${FUSEKIT} prefs build ${DATA}/malformed.jsonl -o ${WORK}/bad
+                RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "malformed input was accepted")
+endif()
+string(FIND "${so}${se}" "malformed.jsonl:2: samples[0].reward: expected a finite number" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "error message does not name line and field: ${so}${se}")
+endif()
