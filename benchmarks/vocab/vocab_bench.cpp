@@ -16,6 +16,8 @@
 #include <fusekit/vocab/token_ids_jsonl.hpp>
 #include <fusekit/vocab/vocab_mapping.hpp>
 
+#include <sys/resource.h>
+
 #include <map>
 #include <memory>
 #include <random>
@@ -25,6 +27,15 @@
 namespace {
 
 namespace fv = fusekit::vocab;
+
+// CPU seconds of the whole process (all threads): on a shared machine this, divided by the thread
+// count, is the wall time the run would take on idle cores.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 const std::string data_dir = FUSEKIT_VOCAB_DATA_DIR;
 
 const fv::vocabulary& tok(const std::string& name) {
@@ -86,10 +97,12 @@ void ms_bench(benchmark::State& state, const Policy& pol, const char* pivot, con
   std::int64_t tokens = 0;
   for (const auto& t : pc.texts) tokens += static_cast<std::int64_t>(t.size());
   fv::count_matrix C;
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     C = fv::build_alignment_matrix(pol, P, S, pc.texts, sc.texts);
     benchmark::DoNotOptimize(C.nnz());
   }
+  state.counters["cpu_s_all_threads"] = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   state.counters["pivot_tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["nnz"] = static_cast<double>(C.nnz());
   state.counters["texts"] = static_cast<double>(pc.texts.size());
@@ -109,10 +122,12 @@ void mined_bench(benchmark::State& state, std::int32_t stride) {
     for (std::int32_t v = 0; v < S.size(); v += stride) o.source_ids.push_back(v);
   const double sources = stride > 1 ? static_cast<double>(o.source_ids.size()) : static_cast<double>(S.size());
   fv::vocab_mapping m;
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     m = fv::mined_mapping(fusekit::exec::par, P, S, o);
     benchmark::DoNotOptimize(m.pivot_of.data());
   }
+  state.counters["cpu_s_all_threads"] = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   // nominal pairs = |sources| x |pivot vocabulary| (what a brute-force scan evaluates)
   state.counters["pairs_per_s"] = benchmark::Counter(sources * static_cast<double>(P.size()), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["evaluated_pairs"] = static_cast<double>(m.evaluated_pairs);
