@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -402,6 +403,32 @@ BOOST_AUTO_TEST_CASE(topk_representation) {
   }
   BOOST_TEST(ids[1 * K + 0] == 100);
   BOOST_TEST(ids[1 * K + 1] == 2000);
+}
+
+BOOST_AUTO_TEST_CASE(fp16_and_bf16_widening_is_exact_for_every_bit_pattern) {
+  // the row kernels widen 16-bit storage with their own branch-free code: compare with fusekit's types
+  int bad = 0;
+  for (unsigned h = 0; h < 65536; ++h) {
+    const float a = fk::detail::fp16_bits_to_float(static_cast<std::uint16_t>(h));
+    const float b = fk::fp16::to_float(static_cast<std::uint16_t>(h));
+    bad += std::bit_cast<std::uint32_t>(a) != std::bit_cast<std::uint32_t>(b) ? 1 : 0;
+  }
+  BOOST_TEST(bad == 0);
+  std::vector<fk::bf16> vb(65536);
+  std::vector<fk::fp16> vh(65536);
+  for (unsigned h = 0; h < 65536; ++h) {
+    vb[h] = fk::bf16(fk::from_bits, static_cast<std::uint16_t>(h));
+    vh[h] = fk::fp16(fk::from_bits, static_cast<std::uint16_t>(h));
+  }
+  std::vector<float> ob(65536), oh(65536);
+  fk::detail::load_block(vb.data(), 1, ob.data(), 65536);
+  fk::detail::load_block(vh.data(), 1, oh.data(), 65536);
+  int bad2 = 0;
+  for (unsigned h = 0; h < 65536; ++h) {
+    bad2 += std::bit_cast<std::uint32_t>(ob[h]) != std::bit_cast<std::uint32_t>(static_cast<float>(vb[h])) ? 1 : 0;
+    bad2 += std::bit_cast<std::uint32_t>(oh[h]) != std::bit_cast<std::uint32_t>(static_cast<float>(vh[h])) ? 1 : 0;
+  }
+  BOOST_TEST(bad2 == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,13 +20,11 @@
 
 #define FUSEKIT_LOSS_PRAGMA(x) _Pragma(#x)
 #if defined(_OPENMP)
-#define FUSEKIT_LOSS_SIMD_MAX(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(max : v))
-#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(+ : v))
 #define FUSEKIT_LOSS_SIMD FUSEKIT_LOSS_PRAGMA(omp simd)
+#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(+ : v))
 #else
-#define FUSEKIT_LOSS_SIMD_MAX(v) FUSEKIT_PRAGMA_SIMD
-#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_PRAGMA_SIMD
 #define FUSEKIT_LOSS_SIMD FUSEKIT_PRAGMA_SIMD
+#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_PRAGMA_SIMD
 #endif
 
 namespace fusekit::detail {
@@ -34,16 +32,18 @@ namespace fusekit::detail {
 /// Elements per block of a row (fits L1 together with its source).
 inline constexpr std::int64_t row_block = 1024;
 
-/// binary16 → float without branches on the value (vectorizes), exact for every input incl. subnormals.
+/// binary16 → float without branches on the value (vectorizes), exact for every input incl. subnormals,
+/// and without denormal arithmetic (so it stays exact under FTZ/DAZ).
 FUSEKIT_FORCEINLINE float fp16_bits_to_float(std::uint16_t h) noexcept {
   const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
   const std::uint32_t em = static_cast<std::uint32_t>(h) & 0x7fffu;
   const std::uint32_t exp = em & 0x7c00u;
-  // normal/subnormal: reinterpret (em << 13) with exponent rebias via a multiply by 2^112
-  const float normal = std::bit_cast<float>(em << 13) * 0x1p112f;
-  const float special = std::bit_cast<float>(0x7f800000u | ((em & 0x03ffu) << 13)); // inf / NaN
-  const float mag = exp == 0x7c00u ? special : normal;
-  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(mag) | sign);
+  const std::uint32_t normal = (em << 13) + (112u << 23);                      // rebias 15 → 127
+  const float sub = std::bit_cast<float>((113u << 23) | ((em & 0x03ffu) << 13)) // 2^-14·(1 + m/1024)
+                    - std::bit_cast<float>(113u << 23);                        // − 2^-14 = m·2^-24
+  const std::uint32_t special = 0x7f800000u | ((em & 0x03ffu) << 13);          // inf / NaN
+  const std::uint32_t bits = exp == 0x7c00u ? special : (exp == 0 ? std::bit_cast<std::uint32_t>(sub) : normal);
+  return std::bit_cast<float>(bits | sign);
 }
 
 /// Widens n elements (stride s) into buf.
