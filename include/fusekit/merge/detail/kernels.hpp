@@ -87,13 +87,19 @@ template <class In> struct input_set {
   }
 };
 
-/// A single view with its contiguity decided once (base or output).
+/// A single view with its contiguity decided once (base or output). Stores to large outputs bypass the cache
+/// (non-temporal), as in the linear/task_arithmetic kernel.
 template <class V> struct view_io {
   V v;
   bool contiguous;
-  explicit view_io(const V& view) : v(view), contiguous(view.is_contiguous()) {}
+  bool streaming;
+  explicit view_io(const V& view)
+      : v(view), contiguous(view.is_contiguous()),
+        streaming(view.size() * static_cast<std::int64_t>(sizeof(typename V::element_type)) >= streaming_store_min_bytes) {}
   void load(std::int64_t b, std::int64_t len, float* dst) const noexcept { load_block(v, contiguous, b, len, dst); }
-  void store(std::int64_t b, std::int64_t len, const float* src) const noexcept { store_block(v, contiguous, b, len, src); }
+  void store(std::int64_t b, std::int64_t len, const float* src) const noexcept {
+    store_block(v, contiguous, b, len, src, streaming);
+  }
   [[nodiscard]] float at(std::int64_t e) const noexcept { return static_cast<float>(v.at_linear(e)); }
 };
 

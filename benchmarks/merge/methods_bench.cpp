@@ -1,0 +1,142 @@
+// Throughput of every merge-method family on realistic bf16 tensors (4096x4096 and 14336x4096, 2/4/8 inputs
+// plus the base), seq and par, reported beside memcpy bandwidth of the same bytes measured in this run.
+// "Bytes" are the compulsory traffic: every input and the base read once, the output written once; the
+// counter bound_ratio = time / (bytes / memcpy bandwidth) says how far a method is from that bound.
+//
+//   fusekit_bench_merge_methods --benchmark_filter='/par/'            (the table in docs/merging.md)
+//   fusekit_bench_merge_methods --benchmark_filter=smoke              (CI smoke run)
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bandwidth.hpp"
+#include <fusekit/merge.hpp>
+
+namespace {
+
+using namespace fusekit;
+using T = bf16;
+using V = matrix_view<const T>;
+
+/// Base ~ N(0, 0.02) and eight fine-tunes = base + N(0, 0.002) (bf16), generated once per shape and shared.
+struct models {
+  std::int64_t rows, cols;
+  std::vector<T> base;
+  std::vector<std::vector<T>> tuned;
+  models(std::int64_t r, std::int64_t c) : rows(r), cols(c) {
+    const std::int64_t n = r * c;
+    base.resize(static_cast<std::size_t>(n));
+    tuned.assign(8, std::vector<T>(static_cast<std::size_t>(n)));
+    // fast deterministic normal-ish values (sum of 4 uniforms), one stream per model, in parallel
+    exec::for_each_block(exec::par, n, 1 << 16, [&](std::int64_t b, std::int64_t e) {
+      std::uint64_t s = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(b);
+      auto next = [&s] {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
+      };
+      auto normal = [&] { return (next() + next() + next() + next() - 2.0f) * 1.732f; };
+      for (std::int64_t i = b; i < e; ++i) {
+        const float bv = 0.02f * normal();
+        base[static_cast<std::size_t>(i)] = T(bv);
+        for (auto& m : tuned)
+          m[static_cast<std::size_t>(i)] = T(bv + 0.002f * normal());
+      }
+    });
+  }
+};
+
+const models& shared_models(std::int64_t rows, std::int64_t cols) {
+  static std::map<std::pair<std::int64_t, std::int64_t>, std::unique_ptr<models>> cache;
+  const auto key = std::pair{rows, cols};
+  if (cache.find(key) == cache.end()) {
+    cache.clear(); // keep one shape resident (14336x4096 x 9 tensors is 1 GiB)
+    cache[key] = std::make_unique<models>(rows, cols);
+  }
+  return *cache[key];
+}
+
+template <bool uses_base, class Method, class Policy>
+void run(benchmark::State& state, const Method& method, const Policy& pol) {
+  const std::int64_t rows = state.range(0), cols = state.range(1);
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const models& m = shared_models(rows, cols);
+  const std::array<std::int64_t, 2> shape{rows, cols};
+  std::vector<merge_input<V>> in;
+  for (std::size_t i = 0; i < k; ++i)
+    in.push_back({host_view(static_cast<const T*>(m.tuned[i].data()), shape), 1.0f / static_cast<float>(k), 0.5, 0.01, 0.15});
+  std::vector<T> out(static_cast<std::size_t>(rows * cols));
+  const auto ov = host_view(out.data(), shape);
+  const auto bv = host_view(static_cast<const T*>(m.base.data()), shape);
+  const merge_context ctx{"model.layers.17.mlp.up_proj.weight", 42};
+  for (auto _ : state) {
+    if constexpr (uses_base)
+      merge(pol, method, ov, bv, in, ctx);
+    else
+      merge(pol, method, ov, no_base, in, ctx);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(T);
+  fusekit_bench::report_traffic(state, bytes * (k + (uses_base ? 1 : 0)), bytes);
+  state.counters["inputs"] = static_cast<double>(k);
+  state.counters["threads"] = pol.concurrency();
+}
+
+template <bool base, class Method> void bm_par(benchmark::State& s, Method m) { run<base>(s, m, exec::par); }
+template <bool base, class Method> void bm_seq(benchmark::State& s, Method m) { run<base>(s, m, exec::seq); }
+
+void shapes_par(benchmark::internal::Benchmark* b) {
+  for (auto [r, c] : {std::pair<std::int64_t, std::int64_t>{4096, 4096}, {14336, 4096}})
+    for (std::int64_t k : {2, 4, 8})
+      b->Args({r, c, k});
+  b->ArgNames({"rows", "cols", "inputs"})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+}
+void shapes_seq(benchmark::internal::Benchmark* b) {
+  for (std::int64_t k : {2, 4, 8})
+    b->Args({4096, 4096, k});
+  b->ArgNames({"rows", "cols", "inputs"})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+}
+void shapes_smoke(benchmark::internal::Benchmark* b) {
+  b->Args({64, 96, 3})->ArgNames({"rows", "cols", "inputs"})->Iterations(2);
+}
+
+template <bool base, class M> void reg(const std::string& label, M m) {
+  benchmark::RegisterBenchmark((label + "/bf16/par").c_str(), [m](benchmark::State& s) { run<base>(s, m, exec::par); })
+      ->Apply(shapes_par);
+  benchmark::RegisterBenchmark((label + "/bf16/seq").c_str(), [m](benchmark::State& s) { run<base>(s, m, exec::seq); })
+      ->Apply(shapes_seq);
+  benchmark::RegisterBenchmark(("smoke/" + label).c_str(), [m](benchmark::State& s) { run<base>(s, m, exec::par); })
+      ->Apply(shapes_smoke);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // task-vector family (GTA)
+  reg<true>("task_arithmetic", task_arithmetic{});
+  reg<true>("ties", ties{});
+  reg<true>("dare_ties", dare_ties{});
+  reg<true>("dare_linear", dare_linear{});
+  reg<true>("breadcrumbs_ties", breadcrumbs_ties{});
+  reg<true>("della", della{});
+  // FuseChat methods
+  reg<true>("sce", sce{});
+  reg<true>("sce_topk0.1", sce{.select_topk = 0.1});
+  reg<true>("varm", varm{});
+  // geometric / element-wise
+  reg<false>("linear", linear{});
+  reg<true>("multislerp", multislerp{});
+  reg<false>("karcher", karcher{});
+  reg<true>("model_stock", model_stock{});
+  reg<true>("ram", ram{});
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
