@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# merge_bench.sh [FUSEKIT] [WORK_DIR] [THREADS]
+# End-to-end `fusekit merge` benchmark on a multi-GB bf16 checkpoint set: 3 Llama-shaped models of
+# ~2.0 GB (base, math, code; code in 3 shards), TIES over all tensors. Measures wall time and peak RSS
+# (/usr/bin/time -v) of the merge and, as the physical bound, reading the same input files from the page
+# cache (`cat > /dev/null`, after a warm-up read). Deletes the multi-GB files at the end.
+# Defaults: FUSEKIT=build-test/bin/fusekit, WORK_DIR=/tmp/fusekit-merge-bench, THREADS=2.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+fk=${1:-$root/build-test/bin/fusekit}
+work=${2:-/tmp/fusekit-merge-bench}
+threads=${3:-2}
+[ -x "$fk" ] || { echo "merge_bench: $fk not found (build the fusekit_tool target)"; exit 1; }
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
+trap 'rm -rf "$work/demo" "$work/out"' EXIT
+
+echo "== generating 3 x ~2 GB bf16 checkpoints"
+/usr/bin/time -f "generate: %e s" "$fk" demo-checkpoints demo --preset bench --models base,math,code >/dev/null
+cat > ties.yml <<'YML'
+merge_method: ties
+base_model: demo/base
+models:
+  - model: demo/math
+    parameters: {weight: 0.5, density: 0.4}
+  - model: demo/code
+    parameters: {weight: 0.5, density: 0.4}
+parameters: {normalize: true}
+YML
+in_bytes=$(find demo -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+sync
+echo "== page-cache read bound (cat > /dev/null, warm)"
+cat demo/*/*.safetensors >/dev/null
+t0=$(date +%s.%N); cat demo/*/*.safetensors >/dev/null; t1=$(date +%s.%N)
+read_s=$(echo "$t1 - $t0" | bc -l)
+echo "== fusekit merge (TIES, --threads $threads)"
+/usr/bin/time -v "$fk" merge ties.yml out --threads "$threads" --quiet 2>time.txt >merge.txt || { cat time.txt; exit 1; }
+cat merge.txt
+wall=$(grep 'Elapsed (wall clock)' time.txt | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+rss_kb=$(grep 'Maximum resident set size' time.txt | awk '{print $NF}')
+out_bytes=$(find out -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+printf '\n| input | output | cat (page cache) | fusekit merge ties -j%s | ratio | peak RSS | RSS / input |\n' "$threads"
+printf '|---|---|---|---|---|---|---|\n'
+printf '| %.2f GB | %.2f GB | %.2f s (%.2f GB/s) | %.2f s (%.2f GB/s in) | %.2fx | %.0f MB | %.1f%% |\n' \
+  "$(echo "$in_bytes/1e9" | bc -l)" "$(echo "$out_bytes/1e9" | bc -l)" "$read_s" "$(echo "$in_bytes/1e9/$read_s" | bc -l)" \
+  "$wall" "$(echo "$in_bytes/1e9/$wall" | bc -l)" "$(echo "$wall/$read_s" | bc -l)" "$(echo "$rss_kb/1024" | bc -l)" \
+  "$(echo "100*$rss_kb*1024/$in_bytes" | bc -l)"
+if python3 -c "import mergekit" 2>/dev/null; then
+  echo "== mergekit-yaml on the same config"
+  /usr/bin/time -v mergekit-yaml ties.yml out_mk 2>mk_time.txt >/dev/null
+  grep -E 'Elapsed|Maximum resident' mk_time.txt
+  rm -rf out_mk
+else
+  echo "(mergekit not installed: pip install mergekit to compare)"
+fi
