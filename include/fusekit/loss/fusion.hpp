@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fusekit/core/error.hpp>
@@ -142,8 +143,7 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
     const T* row = &b.logits(t, 0);
     const std::int64_t sv = b.logits.stride(1);
     const std::int64_t y = g ? static_cast<std::int64_t>(b.labels[t]) : -1;
-    const auto r = detail::row_forward_dispatch<C>(row, V, sv, y, {}, static_cast<detail::topk_state<C>*>(nullptr));
-    const double lse = static_cast<double>(r.lse);
+    // the sparse gather first: the fused kernel below may overwrite the row (in place)
     double qsum = 0, qz = 0, qlogq = 0;
     std::int64_t k0 = 0, k1 = 0;
     if (d) {
@@ -158,6 +158,22 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
           qlogq += q * std::log(q);
       }
     }
+    const C c = static_cast<C>((g ? wg : 0.0) + (d ? wd * qsum : 0.0));
+    const I* ids = d ? &target.ids[k0] : nullptr;
+    const P* ps = d ? &target.probs[k0] : nullptr;
+    const std::int64_t nsp = d ? (k1 - k0) : 0;
+    detail::row_stats<C> r;
+    bool done = false;
+    if constexpr (std::is_same_v<std::remove_cv_t<O>, float> && std::is_same_v<C, float>) {
+      // float gradient row: one exp per element (softmax terms parked in the output row)
+      if (orow && grad.stride(1) == 1 && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block) {
+        r = detail::row_loss_grad_fused(row, sv, orow, V, y, c, static_cast<C>(wg), ids, ps, nsp, static_cast<C>(wd));
+        done = true;
+      }
+    }
+    if (!done)
+      r = detail::row_forward_dispatch<C>(row, V, sv, y, {}, static_cast<detail::topk_state<C>*>(nullptr));
+    const double lse = static_cast<double>(r.lse);
     if (!std::isfinite(lse) || (g && !std::isfinite(static_cast<double>(r.label_logit))) || !std::isfinite(qz)) {
       bad[static_cast<std::size_t>(t)] = 1;
       return;
@@ -166,13 +182,9 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
       row_gold[static_cast<std::size_t>(t)] = lse - static_cast<double>(r.label_logit);
     if (d)
       row_dist[static_cast<std::size_t>(t)] = qsum * lse - qz + (loss.kind == distill_kind::kl ? qlogq : 0.0);
-    if (orow) {
-      const C c = static_cast<C>((g ? wg : 0.0) + (d ? wd * qsum : 0.0));
-      const I* ids = d ? &target.ids[k0] : nullptr;
-      const P* ps = d ? &target.probs[k0] : nullptr;
+    if (orow && !done)
       detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg), ids, ps,
-                              d ? (k1 - k0) : 0, static_cast<C>(wd), opt.accumulate);
-    }
+                              nsp, static_cast<C>(wd), opt.accumulate);
   });
   for (std::int64_t t = 0; t < N; ++t)
     if (bad[static_cast<std::size_t>(t)])

@@ -359,6 +359,99 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
   }
 }
 
+/// Largest row handled by the fused loss-and-gradient kernel (block maxima live on the stack).
+inline constexpr std::int64_t fused_max_blocks = 512; // 512 × 1024 = 524,288 columns
+
+/// dst[j] = e^{src[j] − m} and returns Σ_j dst[j].
+FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int64_t n, float m) noexcept {
+  std::int64_t j = 0;
+  float s = 0;
+#if FUSEKIT_HAS_VECTOR_EXT
+  fvec acc{};
+  for (; j + fvec_lanes <= n; j += fvec_lanes) {
+    fvec x;
+    __builtin_memcpy(&x, src + j, sizeof(x));
+    const fvec e = exp_nonpos(x - m);
+    __builtin_memcpy(dst + j, &e, sizeof(e));
+    acc += e;
+  }
+  for (int k = 0; k < fvec_lanes; ++k)
+    s += acc[k];
+#endif
+  for (; j < n; ++j) {
+    dst[j] = exp_nonpos(src[j] - m);
+    s += dst[j];
+  }
+  return s;
+}
+
+/// Loss-and-gradient for a row whose gradient goes to a contiguous float row `out` (which may be the
+/// logits themselves): one exp per element instead of two. Pass 1 streams the row once (online
+/// log-sum-exp over blocks) and parks e^{z − m_b} in `out` together with each block's running max
+/// m_b; pass 2 (from cache) turns it into c·softmax − g_label·onehot − Σ sparse_scale·w_i·onehot(id_i)
+/// by a per-block scale. Returns the row's statistics (lse, label logit). The caller must have
+/// gathered any logits it needs at other positions before (the row may be overwritten).
+template <class T, class I, class W>
+row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, float* out, std::int64_t V, std::int64_t label,
+                                     float c, float g_label, const I* sparse_ids, const W* sparse_w,
+                                     std::int64_t nsparse, float sparse_scale) noexcept {
+  alignas(64) float buf[row_block];
+  float bmax[fused_max_blocks];
+  constexpr float ninf = -std::numeric_limits<float>::infinity();
+  float m = ninf, sum = 0, zl = 0;
+  std::int64_t nb = 0;
+  for (std::int64_t b = 0; b < V; b += row_block, ++nb) {
+    const std::int64_t n = std::min(row_block, V - b);
+    const float* src = buf;
+    if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
+      if (s_in == 1)
+        src = in + b;
+      else
+        load_block(in + b * s_in, s_in, buf, n);
+    } else {
+      load_block(in + b * s_in, s_in, buf, n);
+    }
+    if (label >= b && label < b + n)
+      zl = src[label - b];
+    const float bm = block_max(src, n);
+    if (bm > m) {
+      if (m != ninf)
+        sum *= std::exp(m - bm);
+      m = bm;
+    }
+    bmax[nb] = m;
+    if (m != ninf)
+      sum += block_store_exp(src, out + b, n, m);
+    else
+      for (std::int64_t j = 0; j < n; ++j)
+        out[b + j] = 0.0f;
+  }
+  row_stats<float> r;
+  r.max = m;
+  r.sumexp = sum;
+  r.lse = m + std::log(sum);
+  r.label_logit = zl;
+  if (!std::isfinite(r.lse))
+    return r; // the caller reports the row; `out` holds partial values
+  nb = 0;
+  for (std::int64_t b = 0; b < V; b += row_block, ++nb) {
+    const std::int64_t n = std::min(row_block, V - b);
+    const float f = bmax[nb] == ninf ? 0.0f : c * std::exp(bmax[nb] - r.lse);
+    float* o = out + b;
+    FUSEKIT_LOSS_SIMD
+    for (std::int64_t j = 0; j < n; ++j)
+      o[j] *= f;
+    if (label >= b && label < b + n)
+      o[label - b] -= g_label;
+    for (std::int64_t k = 0; k < nsparse; ++k) {
+      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+      if (id >= b && id < b + n)
+        o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
+    }
+  }
+  return r;
+}
+
 /// Writes zeros over a row (or leaves it when accumulating).
 template <class O> void row_zero(O* out, std::int64_t s_out, std::int64_t V, bool accumulate) noexcept {
   if (accumulate)
