@@ -169,6 +169,10 @@ BOOST_FIXTURE_TEST_CASE(bad_inputs, t2_fixture) {
   const std::vector<std::int32_t> bad_x{1, 3, 99};
   BOOST_CHECK_EXCEPTION((void)align_distribution(pivot, source, bad_x, s, ids(), logits(), b2p), fusekit::error,
                         [](const fusekit::error& e) { return e.code() == fusekit::errc::out_of_range; });
+  std::vector<std::int32_t> bad_map = b2p;
+  bad_map[6] = 99;  // used at pivot position 2 (Ġdog has no exact match)
+  BOOST_CHECK_EXCEPTION((void)align_distribution(pivot, source, x, s, ids(), logits(), bad_map), fusekit::error,
+                        [](const fusekit::error& e) { return std::string(e.what()).find("b2p[6] = 99") != std::string::npos; });
   const std::vector<std::int32_t> s2{1, 2};
   BOOST_CHECK_EXCEPTION((void)align_distribution(pivot, source, x, s2, ids(), logits(), b2p), fusekit::error,
                         [](const fusekit::error& e) { return e.code() == fusekit::errc::shape_mismatch; });

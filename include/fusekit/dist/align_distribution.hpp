@@ -169,9 +169,14 @@ inline aligned_topk align_distribution(const vocab::vocabulary& pivot, const voc
       FUSEKIT_EXPECTS(source.contains(topk_ids(j, k)), out_of_range,
                       "align_distribution: top-k id " + std::to_string(topk_ids(j, k)) + " at source position " +
                           std::to_string(j) + " is not a source token");
-  for (auto p : b2p)
+  // mapping entries are checked when used (a whole-table scan per sample would cost O(V_S))
+  auto mapped = [&](std::size_t v) {
+    const std::int32_t p = b2p[v];
     FUSEKIT_EXPECTS(p == -1 || pivot.contains(p), out_of_range,
-                    "align_distribution: mapping entry " + std::to_string(p) + " is not a pivot token");
+                    "align_distribution: mapping entry b2p[" + std::to_string(v) + "] = " + std::to_string(p) +
+                        " is not a pivot token");
+    return p;
+  };
 
   const std::string& sm = source.marker();
   const std::string& pm = pivot.marker();
@@ -188,7 +193,7 @@ inline aligned_topk align_distribution(const vocab::vocabulary& pivot, const voc
       std::int32_t q = -1;
       if (options.mode != alignment_mode::soft) q = pivot.find(vocab::substituted_raw(source, v, pivot));
       if (options.mode == alignment_mode::soft || (options.mode == alignment_mode::default_rule && q < 0))
-        q = b2p[static_cast<std::size_t>(v)];
+        q = mapped(static_cast<std::size_t>(v));
       if (q < 0 || std::find(seen.begin(), seen.end(), q) != seen.end()) continue;
       seen.push_back(q);
       out.ids.push_back(q);
@@ -215,10 +220,10 @@ inline aligned_topk align_distribution(const vocab::vocabulary& pivot, const voc
       case alignment_mode::soft:
         if (ui == ws) match = true;
         else if (options.soft == soft_index::by_token_id)
-          match = pivot_ids[static_cast<std::size_t>(i)] == b2p[static_cast<std::size_t>(source_ids[static_cast<std::size_t>(j)])];
+          match = pivot_ids[static_cast<std::size_t>(i)] == mapped(static_cast<std::size_t>(source_ids[static_cast<std::size_t>(j)]));
         else {
           const std::int32_t key = pivot.find(ui);
-          match = key >= 0 && static_cast<std::size_t>(j) < b2p.size() && key == b2p[static_cast<std::size_t>(j)];
+          match = key >= 0 && static_cast<std::size_t>(j) < b2p.size() && key == mapped(static_cast<std::size_t>(j));
         }
         break;
       case alignment_mode::default_rule: match = detail::ends_with(ws, ui) || detail::ends_with(ui, ws); break;
