@@ -106,6 +106,14 @@ BOOST_FIXTURE_TEST_CASE(t2_3_hard_mode, t2_fixture) {
   BOOST_TEST(a.rows() == 4);
 }
 
+BOOST_FIXTURE_TEST_CASE(fusellm_settings_raw_strings, t2_fixture) {
+  // FuseLLM (§2.4): raw strings ("<s>", "▁the", ... vs "the", "Ġcats", ...), cost without fallback, FuseLLM
+  // tie order, one-hot of the current token. DTW (checked by hand): A = [[0],[0],[1],[2]].
+  // pos1 "▁the" != "the" (raw strings differ) -> one-hot x[1]=3; pos2 "▁cats" == subst("Ġcats") -> MAP(1)
+  // hard: Ġsat->7, s->5, Ġdog skipped; pos3 -> MAP(2): <|endoftext|> skipped, Ġthe->3, Ġsat->7.
+  check_rows(run(fusellm_alignment_options()), {{{1}, {1.0f}}, {{3}, {1.0f}}, {{7, 5}, {6, 2}}, {{3, 7}, {2, 2}}});
+}
+
 BOOST_FIXTURE_TEST_CASE(soft_mode_fixed_and_reference_indexing, t2_fixture) {
   distribution_alignment_options o;
   o.mode = alignment_mode::soft;
