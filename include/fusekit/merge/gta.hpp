@@ -360,7 +360,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         const auto pd = static_cast<float>(p.density);
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t j = 0; j < len; ++j)
-          keep[j] = tmp[j] < pd ? 1.0f : 0.0f;
+          keep[j] = less_nonneg(tmp[j], pd);
       }
       break;
     case gta_model_plan::della: unpack_bits(p.bits, b, len, keep); break;
@@ -387,19 +387,16 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         if (k == gta_model_plan::random) {
           fill_uniform(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len, tmp);
           const auto pd = static_cast<float>(plan[i].density);
+          FUSEKIT_PRAGMA_SIMD
           for (std::int64_t j = 0; j < len; ++j)
-            keep[j] = tmp[j] < pd ? 1.0f : 0.0f;
+            keep[j] = less_nonneg(tmp[j], pd);
           pack_bits(plan[i].bits, b, len, keep);
         } else {
           mark(i, bi, b, len, x, keys, keep, tmp);
         }
-        float a = 0, kk = 0;
-        for (std::int64_t j = 0; j < len; ++j) {
-          a += std::abs(x[j]);
-          kk += keep[j] * std::abs(x[j]);
-        }
-        partial[(static_cast<std::size_t>(bi) * N + i) * 2] = a;
-        partial[(static_cast<std::size_t>(bi) * N + i) * 2 + 1] = kk;
+        partial[(static_cast<std::size_t>(bi) * N + i) * 2] = lane_sum(len, [&](std::int64_t j) { return std::abs(x[j]); });
+        partial[(static_cast<std::size_t>(bi) * N + i) * 2 + 1] =
+            lane_sum(len, [&](std::int64_t j) { return keep[j] * std::abs(x[j]); });
       }
     });
     const auto tot = sum_blocks(partial, N * 2);
@@ -487,6 +484,10 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
       }
     }
     if (consensus != consensus_method::none) {
+      // elected sign as ±1 (ties → +); an entry agrees when e·σ > 0 (exact zeros never agree)
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t j = 0; j < len; ++j)
+        S[j] = elected_sign(S[j]);
       for (std::size_t i = 0; i < N; ++i) {
         const float* t = T + i * static_cast<std::size_t>(blk);
         const float w = inputs[i].weight;
@@ -494,10 +495,9 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         const float dw = count_div ? 1.0f : w;
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t j = 0; j < len; ++j) {
-          const float v = ew * t[j];
-          const bool agree = (v > 0.0f && S[j] >= 0.0f) || (v < 0.0f && S[j] < 0.0f);
-          M[j] += agree ? w * t[j] : 0.0f;
-          D[j] += agree ? dw : 0.0f;
+          const std::uint32_t agree = positive_mask(ew * t[j] * S[j]);
+          M[j] += masked(w * t[j], agree);
+          D[j] += masked(dw, agree);
         }
       }
       if (normalize) {

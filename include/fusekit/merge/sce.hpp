@@ -64,7 +64,7 @@ struct sce {
     const auto invJ = 1.0f / static_cast<float>(J);
 
     // Variance of the task vectors at [b, b+len) into var; d holds the J deltas (rows of blk).
-    auto variance = [&](std::int64_t b, std::int64_t len, float* bb, float* d, float* var) {
+    auto variance = [&](std::int64_t b, std::int64_t len, float* bb, float* d, float* var, float* acc) {
       b_io.load(b, len, bb);
       std::fill(var, var + len, 0.0f);
       for (std::size_t j = 0; j < J; ++j) {
@@ -80,15 +80,19 @@ struct sce {
       FUSEKIT_PRAGMA_SIMD
       for (std::int64_t e = 0; e < len; ++e)
         mean[e] *= invJ;
-      // var[e] = Σ_j (d − mean)² / J, computed in place after the mean is taken.
-      for (std::int64_t e = 0; e < len; ++e) {
-        float acc = 0.0f;
-        for (std::size_t j = 0; j < J; ++j) {
-          const float c = d[j * static_cast<std::size_t>(blk) + static_cast<std::size_t>(e)] - mean[e];
-          acc += c * c;
+      // var[e] = Σ_j (d − mean)² / J (the same summation order for every element: j ascending).
+      std::fill(acc, acc + len, 0.0f);
+      for (std::size_t j = 0; j < J; ++j) {
+        const float* dj = d + j * static_cast<std::size_t>(blk);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t e = 0; e < len; ++e) {
+          const float c = dj[e] - mean[e];
+          acc[e] += c * c;
         }
-        var[e] = acc * invJ;
       }
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t e = 0; e < len; ++e)
+        var[e] = acc[e] * invJ;
     };
 
     // ---- select -------------------------------------------------------------------------------------
@@ -98,10 +102,10 @@ struct sce {
     sel.k = n; // everything when not selecting
     if (select) {
       const topk_request req{0, 0, select_topk};
-      const std::size_t sf = static_cast<std::size_t>(blk) * (J + 2);
+      const std::size_t sf = static_cast<std::size_t>(blk) * (J + 3);
       auto block_keys = [&](std::int64_t b, std::int64_t len, float* s, std::uint32_t* keys, std::int64_t) {
         float* var = s + blk;
-        variance(b, len, s, s + 2 * blk, var);
+        variance(b, len, s, s + 3 * blk, var, s + 2 * blk);
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t e = 0; e < len; ++e)
           keys[e] = exec::magnitude_key(var[e]);
@@ -130,9 +134,9 @@ struct sce {
     // Loads the J task vectors of a block into d (rows of blk), applying the selection mask when
     // `masked`; keep receives the mask.
     auto load_deltas = [&](std::int64_t bi, std::int64_t b, std::int64_t len, float* bb, float* d, float* keep,
-                           float* var, std::uint32_t* keys, bool masked) {
+                           float* var, std::uint32_t* keys, float* tmp, bool masked) {
       if (select && sel.k > 0 && sel.k < n) {
-        variance(b, len, bb, d, var);
+        variance(b, len, bb, d, var, tmp);
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t e = 0; e < len; ++e)
           keys[e] = exec::magnitude_key(var[e]);
@@ -163,13 +167,10 @@ struct sce {
     for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
       float* d = s + 6 * blk;
-      load_deltas(bi, b, len, s, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), true);
+      load_deltas(bi, b, len, s, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), s + 4 * blk, true);
       for (std::size_t j = 0; j < J; ++j) {
         const float* dj = d + j * static_cast<std::size_t>(blk);
-        float acc = 0.0f;
-        for (std::int64_t q = 0; q < len; ++q)
-          acc += dj[q] * dj[q];
-        partial[static_cast<std::size_t>(bi) * J + j] = acc;
+        partial[static_cast<std::size_t>(bi) * J + j] = lane_sum(len, [&](std::int64_t q) { return dj[q] * dj[q]; });
       }
     });
     const auto c = sum_blocks(partial, J);
@@ -188,7 +189,7 @@ struct sce {
       float* S = s + 4 * blk;
       float* den = s + 5 * blk;
       float* d = s + 6 * blk;
-      load_deltas(bi, b, len, bb, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk),
+      load_deltas(bi, b, len, bb, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), S,
                   masked_merge);
       float* num = s + 2 * blk; // var scratch is free now
       std::fill(S, S + len, 0.0f);
@@ -200,14 +201,17 @@ struct sce {
         for (std::int64_t q = 0; q < len; ++q)
           S[q] += dj[q];
       }
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t q = 0; q < len; ++q)
+        S[q] = elected_sign(S[q]); // ties → +
       for (std::size_t j = 0; j < J; ++j) {
         const float* dj = d + j * static_cast<std::size_t>(blk);
         const float wj = w[j];
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t q = 0; q < len; ++q) {
-          const bool agree = (dj[q] > 0.0f && S[q] >= 0.0f) || (dj[q] < 0.0f && S[q] < 0.0f);
-          num[q] += agree ? wj * dj[q] : 0.0f;
-          den[q] += agree ? wj : 0.0f;
+          const std::uint32_t agree = positive_mask(dj[q] * S[q]); // zeros never agree
+          num[q] += masked(wj * dj[q], agree);
+          den[q] += masked(wj, agree);
         }
       }
       FUSEKIT_PRAGMA_SIMD

@@ -84,19 +84,16 @@ template <class P, class Base, class In>
                            b_io.load(b, len, bb);
                            for (std::size_t j = 0; j < J; ++j) {
                              in.load(j, b, len, x);
-                             float acc = 0.0f;
-                             if (statistic == varm_statistic::square) {
-                               for (std::int64_t q = 0; q < len; ++q) {
+                             double acc = 0.0;
+                             if (statistic == varm_statistic::square)
+                               acc = lane_sum(len, [&](std::int64_t q) {
                                  const float d = x[q] - bb[q];
-                                 acc += d * d;
-                               }
-                             } else if (statistic == varm_statistic::abs) {
-                               for (std::int64_t q = 0; q < len; ++q)
-                                 acc += std::abs(x[q] - bb[q]);
-                             } else {
-                               for (std::int64_t q = 0; q < len; ++q)
-                                 acc += x[q] - bb[q];
-                             }
+                                 return d * d;
+                               });
+                             else if (statistic == varm_statistic::abs)
+                               acc = lane_sum(len, [&](std::int64_t q) { return std::abs(x[q] - bb[q]); });
+                             else
+                               acc = lane_sum(len, [&](std::int64_t q) { return x[q] - bb[q]; });
                              partial[static_cast<std::size_t>(bi) * J + j] = acc;
                            }
                          });

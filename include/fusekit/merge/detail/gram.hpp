@@ -30,9 +30,17 @@ template <class P, class Load>
                              const float* va = s + a * static_cast<std::size_t>(blk);
                              for (std::size_t c = a; c < K; ++c) {
                                const float* vc = s + c * static_cast<std::size_t>(blk);
+                               constexpr int L = 8;
+                               double lanes[L] = {};
+                               std::int64_t q = 0;
+                               for (; q + L <= len; q += L)
+                                 for (int l = 0; l < L; ++l)
+                                   lanes[l] += static_cast<double>(va[q + l]) * static_cast<double>(vc[q + l]);
                                double acc = 0.0;
-                               for (std::int64_t q = 0; q < len; ++q)
+                               for (; q < len; ++q)
                                  acc += static_cast<double>(va[q]) * static_cast<double>(vc[q]);
+                               for (int l = 0; l < L; ++l)
+                                 acc += lanes[l];
                                g[a * K + c] = acc;
                                g[c * K + a] = acc;
                              }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -172,6 +174,45 @@ inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t
     }
     j += take;
   }
+}
+
+/// Σ_j f(j) for j in [0, len) with 16 independent fp32 accumulators (so the loop vectorizes without
+/// -ffast-math), combined in a fixed order: deterministic, and far more accurate than one serial sum.
+template <class F> [[nodiscard]] inline double lane_sum(std::int64_t len, F&& f) noexcept {
+  constexpr int L = 16;
+  float acc[L] = {};
+  std::int64_t j = 0;
+  for (; j + L <= len; j += L)
+    for (int k = 0; k < L; ++k)
+      acc[k] += f(j + k);
+  double tail = 0.0;
+  for (; j < len; ++j)
+    tail += static_cast<double>(f(j));
+  double s = 0.0;
+  for (int k = 0; k < L; ++k)
+    s += static_cast<double>(acc[k]);
+  return s + tail;
+}
+
+/// Branch-free helpers written on the bit patterns so that GCC and Clang vectorize the loops that use them
+/// (a float compare feeding a select is often left scalar with IEEE trapping semantics).
+/// +1.0f where x >= 0 (including -0.0), -1.0f where x < 0: the elected sign with ties going to +.
+FUSEKIT_FORCEINLINE float elected_sign(float x) noexcept {
+  const auto b = std::bit_cast<std::int32_t>(x);
+  const std::uint32_t neg = static_cast<std::uint32_t>((b < 0) & (b != std::numeric_limits<std::int32_t>::min()));
+  return std::bit_cast<float>(0x3f800000u | (neg << 31));
+}
+/// 0xffffffff where x > 0 (strictly; +0 and NaN-free negatives give 0), else 0.
+FUSEKIT_FORCEINLINE std::uint32_t positive_mask(float x) noexcept {
+  return 0u - static_cast<std::uint32_t>(std::bit_cast<std::int32_t>(x) > 0);
+}
+/// x where mask is all ones, +0 where it is zero.
+FUSEKIT_FORCEINLINE float masked(float x, std::uint32_t mask) noexcept {
+  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(x) & mask);
+}
+/// 1.0f when the non-negative floats satisfy a < b, else 0.0f (compares the bit patterns as integers).
+FUSEKIT_FORCEINLINE float less_nonneg(float a, float b) noexcept {
+  return masked(1.0f, 0u - static_cast<std::uint32_t>(std::bit_cast<std::int32_t>(a) < std::bit_cast<std::int32_t>(b)));
 }
 
 /// "model <i>" suffix for messages.

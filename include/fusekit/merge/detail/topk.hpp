@@ -57,14 +57,16 @@ struct block_topk {
     if (keep_all_ties) {
       FUSEKIT_PRAGMA_SIMD
       for (std::int64_t j = 0; j < len; ++j)
-        keep[j] = keys[j] >= t ? 1.0f : 0.0f;
+        keep[j] = masked(1.0f, 0u - static_cast<std::uint32_t>(keys[j] >= t));
       return;
     }
     std::int64_t seen = ties_before[static_cast<std::size_t>(bi)];
-    for (std::int64_t j = 0; j < len; ++j) {
-      const std::uint32_t kk = keys[j];
-      keep[j] = kk > t ? 1.0f : (kk == t && seen++ < ties_to_keep ? 1.0f : 0.0f);
-    }
+    FUSEKIT_PRAGMA_SIMD
+    for (std::int64_t j = 0; j < len; ++j)
+      keep[j] = masked(1.0f, 0u - static_cast<std::uint32_t>(keys[j] > t));
+    for (std::int64_t j = 0; j < len; ++j)
+      if (keys[j] == t) [[unlikely]]
+        keep[j] = seen++ < ties_to_keep ? 1.0f : 0.0f;
   }
 };
 
@@ -171,12 +173,13 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
           const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
           const std::uint32_t l = lo[r], h = hi[r];
           std::int64_t a = 0;
-          for (std::int64_t j = 0; j < len; ++j) {
-            const std::uint32_t x = kk[j];
-            a += x > h;
-            if (x >= l && x <= h) [[unlikely]]
-              my[r].push_back({x, b + j});
-          }
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t j = 0; j < len; ++j)
+            a += kk[j] > h ? 1 : 0;
+          const std::uint32_t width = h - l;
+          for (std::int64_t j = 0; j < len; ++j)
+            if (kk[j] - l <= width) [[unlikely]] // l <= key <= h, one unsigned compare
+              my[r].push_back({kk[j], b + j});
           above[static_cast<std::size_t>(w) * R + r] += a;
         }
       }
@@ -237,7 +240,33 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         done = true;
       }
     }
-    if (!done) { // exact radix selection (small tensors, or a missed bracket)
+    if (!done && n < small_n) { // small tensor: select on a copy of the keys
+      const std::size_t st = reqs[r].stream;
+      keys_tmp.resize(static_cast<std::size_t>(n));
+      for (std::int64_t e = 0; e < n; ++e)
+        keys_tmp[static_cast<std::size_t>(e)] = key_at(st, e);
+      std::vector<std::uint32_t> sorted = keys_tmp;
+      std::nth_element(sorted.begin(), sorted.begin() + (t.k - 1), sorted.end(), std::greater<>());
+      t.threshold = sorted[static_cast<std::size_t>(t.k - 1)];
+      std::int64_t greater = 0, equal = 0;
+      for (std::uint32_t x : keys_tmp) {
+        greater += x > t.threshold;
+        equal += x == t.threshold;
+      }
+      t.ties_to_keep = t.k - greater;
+      t.keep_all_ties = t.ties_to_keep == equal;
+      if (!t.keep_all_ties) {
+        t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
+        std::int64_t acc = 0;
+        for (std::int64_t bi = 0; bi < nblocks; ++bi) {
+          t.ties_before[static_cast<std::size_t>(bi)] = acc;
+          for (std::int64_t e = bi * block; e < std::min(n, (bi + 1) * block); ++e)
+            acc += keys_tmp[static_cast<std::size_t>(e)] == t.threshold;
+        }
+      }
+      done = true;
+    }
+    if (!done) { // exact radix selection (a missed bracket)
       const std::size_t st = reqs[r].stream;
       auto key = [&](std::int64_t e) { return key_at(st, e); };
       const exec::kth_result kr = exec::select_kth_largest(policy, n, t.k, key);
