@@ -19,7 +19,8 @@
 /// and scanned only below the best id when the bound ties it. The search stops as soon as distance 1 is
 /// reached (0 is impossible without an exact match). A second lower bound from 64-bit character
 /// signatures (symbols present in one string and absent from the other) skips most remaining pairs
-/// without computing their distance. Distances use the bit-parallel Myers/Hyyrö
+/// without computing their distance, and the bag distance `max(|a|,|b|) - |a ∩ b|` (multisets) skips
+/// most of the others. Distances use the bit-parallel Myers/Hyyrö
 /// algorithm over a dense alphabet, with one match table per worker. Work is split across source ids
 /// with the execution policy (interleaved so that thread loads balance).
 
@@ -187,8 +188,9 @@ vocab_mapping mined_mapping(const Policy& policy, const vocabulary& pivot, const
     for (std::uint32_t c : s) g |= std::uint64_t{1} << (c & 63u);
     return g;
   };
-  std::vector<std::uint64_t> piv_sig(VP);
-  for (std::size_t p = 0; p < VP; ++p) piv_sig[p] = signature(piv[p]);
+  std::vector<std::vector<std::uint64_t>> bucket_sig(bucket.size());
+  for (std::size_t L = 0; L < bucket.size(); ++L)
+    for (std::int32_t p : bucket[L]) bucket_sig[L].push_back(signature(piv[static_cast<std::size_t>(p)]));
 
   // interleaved work blocks, one match table per block
   const std::int64_t nrest = static_cast<std::int64_t>(rest.size());
@@ -196,10 +198,12 @@ vocab_mapping mined_mapping(const Policy& policy, const vocabulary& pivot, const
   std::vector<std::int64_t> evaluated(static_cast<std::size_t>(nblocks), 0);
   exec::for_each_n(policy, nblocks, [&](std::int64_t blk) {
     std::vector<std::uint64_t> table(alphabet.size(), 0);
+    std::vector<std::int32_t> cnt(alphabet.size(), 0), used(alphabet.size(), 0);
     std::int64_t count = 0;
     for (std::int64_t r = blk; r < nrest; r += nblocks) {
       const auto a = src[static_cast<std::size_t>(r)];
       const auto n = static_cast<std::int64_t>(a.size());
+      for (std::uint32_t c : a) ++cnt[c];
       const myers_pattern pat(a, table);
       const std::uint64_t sa = signature(a);
       std::int32_t best = std::numeric_limits<std::int32_t>::max(), best_id = std::numeric_limits<std::int32_t>::max();
@@ -209,12 +213,23 @@ vocab_mapping mined_mapping(const Policy& policy, const vocabulary& pivot, const
           if (delta == 0 && side == 1) break;
           const std::int64_t L = side == 0 ? n - delta : n + delta;
           if (L < 0 || L > max_len) continue;
-          for (std::int32_t p : bucket[static_cast<std::size_t>(L)]) {
+          const auto& bids = bucket[static_cast<std::size_t>(L)];
+          const std::uint64_t* bsig = bucket_sig[static_cast<std::size_t>(L)].data();
+          for (std::size_t k = 0; k < bids.size(); ++k) {
+            const std::int32_t p = bids[k];
             if (delta == best && p >= best_id) break;  // can only tie with a larger id
-            const std::uint64_t sb = piv_sig[static_cast<std::size_t>(p)];
+            const std::uint64_t sb = bsig[k];
             const std::int32_t lb = std::max(std::popcount(sa & ~sb), std::popcount(sb & ~sa));
             if (lb > best || (lb == best && p > best_id)) continue;
-            const std::int32_t d = pat.distance(piv[static_cast<std::size_t>(p)]);
+            const auto txt = piv[static_cast<std::size_t>(p)];
+            if (lb + 1 >= best) {  // near the best: try the bag distance lev >= max(|a|,|b|) - |a ∩ b| (multisets)
+              std::int32_t common = 0;
+              for (std::uint32_t c : txt) if (used[c] < cnt[c]) { ++used[c]; ++common; }
+              for (std::uint32_t c : txt) used[c] = 0;
+              const std::int32_t bag = static_cast<std::int32_t>(std::max<std::int64_t>(n, L)) - common;
+              if (bag > best || (bag == best && p > best_id)) continue;
+            }
+            const std::int32_t d = pat.distance(txt);
             ++count;
             if (d < best || (d == best && p < best_id)) {
               best = d;
@@ -229,6 +244,7 @@ vocab_mapping mined_mapping(const Policy& policy, const vocabulary& pivot, const
           if (delta >= 1) break;
         }
       }
+      for (std::uint32_t c : a) cnt[c] = 0;
       const std::size_t v = static_cast<std::size_t>(rest[static_cast<std::size_t>(r)]);
       m.pivot_of[v] = best_id;
       m.distance[v] = best;
