@@ -6,8 +6,16 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
+#include <thrust/device_vector.h>
+#include <thrust/equal.h>
+#include <thrust/execution_policy.h>
+#include <thrust/host_vector.h>
+#include <thrust/universal_vector.h>
+
+#include <fusekit/adapt/thrust.hpp>
 #include <fusekit/cuda.cuh>
 #include <fusekit/merge/linear.hpp>
 #include <fusekit/merge/task_arithmetic.hpp>
@@ -18,6 +26,12 @@ static_assert(exec::execution_policy<exec::cuda_policy>);
 static_assert(exec::runs_on<exec::cuda_policy, strided_view<float, 2, device_space>>);
 static_assert(exec::runs_on<exec::cuda_policy, strided_view<bf16, 1, managed_space>>);
 static_assert(!exec::runs_on<exec::cuda_policy, strided_view<float, 1, host_space>>);
+// Thrust's CUDA system: device_vector views and thrust_policy{thrust::device} live in device memory.
+static_assert(std::is_same_v<view_t<thrust::device_vector<float>&>, strided_view<float, 1, device_space>>);
+static_assert(std::is_same_v<view_t<thrust::universal_vector<bf16>&>, strided_view<bf16, 1, managed_space>>);
+static_assert(std::is_same_v<exec::thrust_policy<std::remove_cvref_t<decltype(thrust::device)>>::space_type,
+                             device_space>);
+static_assert(exec::cuda_thrust_policy<exec::thrust_policy<std::remove_cvref_t<decltype(thrust::device)>>>);
 static_assert(element<__nv_bfloat16> && element<__half> && std::is_same_v<compute_t<__nv_bfloat16>, float>);
 
 namespace {
@@ -217,6 +231,29 @@ BOOST_AUTO_TEST_CASE(cuda_bfloat16_storage_equals_fusekit_bf16) {
   const auto got = dout.download();
   for (std::size_t i = 0; i < n; ++i)
     BOOST_REQUIRE_EQUAL(element_traits<__nv_bfloat16>::to_fusekit(got[i]).bits, ref[i].bits);
+}
+
+BOOST_AUTO_TEST_CASE(thrust_cuda_system_routes_to_the_cuda_kernels) {
+  const std::size_t n = 70'001;
+  const auto h0 = random_vector<float>(n, 5), h1 = random_vector<float>(n, 6), hb = random_vector<float>(n, 7);
+  thrust::device_vector<float> x0(h0.begin(), h0.end()), x1(h1.begin(), h1.end()), b(hb.begin(), hb.end());
+  thrust::device_vector<float> out(n), ref(n);
+  std::vector<merge_input<view_t<const thrust::device_vector<float>&>>> in{
+      {.tensor = as_view(std::as_const(x0)), .weight = 0.25f}, {.tensor = as_view(std::as_const(x1)), .weight = 2.f}};
+  cudaStream_t s = nullptr;
+  detail::cuda_check(cudaStreamCreate(&s), "test stream");
+  merge(exec::thrust_policy{thrust::cuda::par.on(s)}, task_arithmetic{}, out, std::as_const(b), in);
+  merge(exec::cuda_policy{.stream = s}, task_arithmetic{}, ref, std::as_const(b), in);
+  BOOST_CHECK(exec::to_cuda_policy(exec::thrust_policy{thrust::cuda::par.on(s)}).stream == s);
+  detail::cuda_check(cudaStreamSynchronize(s), "test sync");
+  BOOST_CHECK(thrust::equal(out.begin(), out.end(), ref.begin()));
+  merge(exec::thrust_policy{thrust::device}, linear{}, out, no_base, in);
+  // The primitives of a CUDA thrust_policy take device functors.
+  const exec::thrust_policy pol{thrust::device};
+  BOOST_CHECK_EQUAL(exec::transform_reduce(pol, 1000, std::int64_t{0}, plus_i64{}, identity_i64{}), 499500);
+  const thrust::host_vector<float> hout = out;
+  BOOST_CHECK_CLOSE(hout[17], (0.25f * h0[17] + 2.f * h1[17]) / 2.25f, 1e-4);
+  cudaStreamDestroy(s);
 }
 
 BOOST_AUTO_TEST_CASE(errors_are_fusekit_errors) {
