@@ -65,8 +65,9 @@ template <class T, op Op, class Policy> void run(benchmark::State& state, const 
     } else if constexpr (Op == op::forward_backward) {
       sequence_logprobs(pol, f.batch(), sequence_logprob_outputs<double>{.sum = host_view(f.seq_sum.data(), f.B)},
                         token_logprob_outputs<float>{.lse = host_view(f.lse.data(), N)});
-      sequence_logprobs_backward(pol, f.batch(), vector_view<const double>(host_view(f.gseq.data(), f.B)), f.grad_view(),
-                                 logprob_backward_options<float>{.lse = host_view(static_cast<const float*>(f.lse.data()), N)});
+      sequence_logprobs_backward(
+          pol, f.batch(), vector_view<const double>(host_view(f.gseq.data(), f.B)), f.grad_view(),
+          logprob_backward_options<float>{.lse = host_view(static_cast<const float*>(f.lse.data()), N)});
     } else {
       // in place: the logits buffer becomes the gradient (values stay in [-1, 1]; timing unaffected)
       auto r = cross_entropy_and_grad(pol, f.batch(), f.grad_view());
@@ -112,8 +113,16 @@ BENCHMARK(bm_par<float, op::fused_ce>)->Name("par/f32/fused_ce_inplace")->Apply(
 BENCHMARK(bm_par<bf16, op::forward>)->Name("par/bf16/forward")->Apply(shapes_bf16);
 BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("par/bf16/forward_backward")->Apply(shapes_bf16_inplace_only);
 BENCHMARK(bm_par<bf16, op::fused_ce>)->Name("par/bf16/fused_ce_inplace")->Apply(shapes_bf16);
-BENCHMARK(bm_seq<float, op::forward_backward>)->Name("seq/f32/forward_backward")->Args({512, 128256})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(bm_seq<bf16, op::forward_backward>)->Name("seq/bf16/forward_backward")->Args({512, 128256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_seq<float, op::forward_backward>)
+    ->Name("seq/f32/forward_backward")
+    ->Args({512, 128256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(bm_seq<bf16, op::forward_backward>)
+    ->Name("seq/bf16/forward_backward")
+    ->Args({512, 128256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("smoke/bf16/forward_backward")->Apply(smoke);
 BENCHMARK(bm_par<float, op::fused_ce>)->Name("smoke/f32/fused_ce_inplace")->Apply(smoke);
 

@@ -24,9 +24,9 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 
 namespace {
 
-constexpr int H = 16;  // feature size
-constexpr int V = 50;  // vocabulary
-constexpr int B = 4;   // preference pairs
+constexpr int H = 16; // feature size
+constexpr int V = 50; // vocabulary
+constexpr int B = 4;  // preference pairs
 
 struct sequences {
   RowMat x;                          // [N, H] features of every position (prompt + completion)
@@ -59,14 +59,16 @@ std::vector<double> seq_logps(const RowMat& logits, const sequences& s, std::vec
   const auto N = static_cast<std::int64_t>(logits.rows());
   fk::logits_batch<float> batch{.logits = fk::as_view(logits),
                                 .labels = fk::host_view(static_cast<const std::int64_t*>(s.labels.data()), N),
-                                .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(s.offsets.data()), 2 * B + 1)};
+                                .seq_offsets =
+                                    fk::host_view(static_cast<const std::int64_t*>(s.offsets.data()), 2 * B + 1)};
   std::vector<double> lp(2 * B);
   fk::token_logprob_outputs<float> tok;
   if (lse) {
     lse->resize(static_cast<std::size_t>(N));
     tok.lse = fk::host_view(lse->data(), N);
   }
-  fk::sequence_logprobs(fk::exec::par, batch, fk::sequence_logprob_outputs<double>{.sum = fk::host_view(lp.data(), 2 * B)}, tok);
+  fk::sequence_logprobs(fk::exec::par, batch,
+                        fk::sequence_logprob_outputs<double>{.sum = fk::host_view(lp.data(), 2 * B)}, tok);
   return lp;
 }
 
@@ -89,10 +91,11 @@ double dpo_step(RowMat& W, const sequences& s, const std::vector<double>& ref, f
   const auto N = static_cast<std::int64_t>(logits.rows());
   fk::logits_batch<float> batch{.logits = fk::as_view(logits),
                                 .labels = fk::host_view(static_cast<const std::int64_t*>(s.labels.data()), N),
-                                .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(s.offsets.data()), 2 * B + 1)};
-  fk::sequence_logprobs_backward(fk::exec::par, batch, fk::vector_view<const double>(fk::host_view(gseq.data(), 2 * B)),
-                                 fk::as_view(logits),
-                                 fk::logprob_backward_options<float>{.lse = fk::host_view(static_cast<const float*>(lse.data()), N)});
+                                .seq_offsets =
+                                    fk::host_view(static_cast<const std::int64_t*>(s.offsets.data()), 2 * B + 1)};
+  fk::sequence_logprobs_backward(
+      fk::exec::par, batch, fk::vector_view<const double>(fk::host_view(gseq.data(), 2 * B)), fk::as_view(logits),
+      fk::logprob_backward_options<float>{.lse = fk::host_view(static_cast<const float*>(lse.data()), N)});
   W -= lr * (s.x.transpose() * logits); // dW = Xᵀ · dZ
   return m.loss;
 }
@@ -142,8 +145,8 @@ int main() {
   std::uniform_int_distribution<int> tok(0, V - 1);
   for (int i = 0; i < N; ++i) {
     labels[i] = i % 9 == 0 ? -100 : tok(rng);
-    const std::int32_t ids[] = {static_cast<std::int32_t>(labels[i] < 0 ? 0 : labels[i]), static_cast<std::int32_t>(tok(rng)),
-                                static_cast<std::int32_t>(tok(rng))};
+    const std::int32_t ids[] = {static_cast<std::int32_t>(labels[i] < 0 ? 0 : labels[i]),
+                                static_cast<std::int32_t>(tok(rng)), static_cast<std::int32_t>(tok(rng))};
     const float ps[] = {0.6f, 0.3f, 0.1f};
     if (ids[1] == ids[0] || ids[2] == ids[0] || ids[2] == ids[1])
       target.push_row(std::span<const std::int32_t>(ids, 1), std::span<const float>(ps, 1)); // keep ids unique
@@ -156,7 +159,8 @@ int main() {
     fusion_losses.push_back(fusion_step(Wf, x, labels, target, 0.02f));
   std::printf("fusion loss: step 0 %.6f, step 19 %.6f\n", fusion_losses.front(), fusion_losses.back());
 
-  const bool ok = dpo_losses.back() < dpo_losses.front() - 1e-3 && fusion_losses.back() < fusion_losses.front() - 1e-3 &&
+  const bool ok = dpo_losses.back() < dpo_losses.front() - 1e-3 &&
+                  fusion_losses.back() < fusion_losses.front() - 1e-3 &&
                   std::abs(dpo_losses.front() - 0.6931471805599453) < 1e-6;
   std::printf("%s\n", ok ? "OK: both losses decreased" : "FAILED: a loss did not decrease");
   return ok ? 0 : 1;

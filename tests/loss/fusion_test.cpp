@@ -76,7 +76,8 @@ BOOST_AUTO_TEST_CASE(topk_kd_6_8) {
   tg.push_row(ids, q);
   std::vector<std::uint8_t> attn{1};
   std::vector<double> g(6);
-  const fk::fusion_options<std::uint8_t> fusellm{.distill_mask = fk::host_view(static_cast<const std::uint8_t*>(attn.data()), 1)};
+  const fk::fusion_options<std::uint8_t> fusellm{.distill_mask =
+                                                     fk::host_view(static_cast<const std::uint8_t*>(attn.data()), 1)};
   auto r = fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{.lm_weight = 0.0}, batch(z, y, 6), tg.view(),
                                     fk::host_view(g.data(), std::array<std::int64_t, 2>{1, 6}), fusellm);
   close(r.distill_loss, 1.078237509, 1e-9);
@@ -141,11 +142,12 @@ BOOST_AUTO_TEST_CASE(finite_differences_with_masks_and_empty_rows) {
         const double h = 1e-5;
         zp[i] += h;
         zm[i] -= h;
-        const double fd = (fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zp, y, V), tg.view(),
-                                                    fk::matrix_view<double>{}, opt).loss -
-                           fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zm, y, V), tg.view(),
-                                                    fk::matrix_view<double>{}, opt).loss) /
-                          (2 * h);
+        const double fd =
+            (fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zp, y, V), tg.view(), fk::matrix_view<double>{}, opt)
+                 .loss -
+             fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zm, y, V), tg.view(), fk::matrix_view<double>{}, opt)
+                 .loss) /
+            (2 * h);
         close(g[i], fd, 1e-9, 1e-6);
       }
       // reference value computed densely
@@ -209,9 +211,23 @@ BOOST_AUTO_TEST_CASE(bf16_logits_and_cross_entropy) {
   close(rb.loss, rq.loss, 1e-5, 1e-6); // fp32 compute of the same stored values
   for (std::size_t i = 0; i < gq.size(); ++i)
     BOOST_TEST(std::abs(static_cast<float>(gb[i]) - gq[i]) <= 1e-8 + 8e-3 * std::abs(gq[i]));
+  // bf16 in place (the logits buffer becomes the gradient) equals the separate-buffer result bit for bit
+  auto zi = zb;
+  const auto ri = fk::fusion_loss_and_grad(
+      fk::exec::par, fk::fusion_loss{},
+      fk::logits_batch<fk::bf16>{
+          .logits = fk::host_view(static_cast<const fk::bf16*>(zi.data()), std::array<std::int64_t, 2>{N, V}),
+          .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)},
+      tg.view(), fk::host_view(zi.data(), std::array<std::int64_t, 2>{N, V}));
+  BOOST_TEST(ri.loss == rb.loss);
+  int diff = 0;
+  for (std::size_t i = 0; i < zi.size(); ++i)
+    diff += same_bits(zi[i], gb[i]) ? 0 : 1;
+  BOOST_TEST(diff == 0);
   // cross_entropy_and_grad == fusion loss with lm_weight 1
   std::vector<double> g1(N * V), g2(N * V);
-  const auto ce = fk::cross_entropy_and_grad(fk::exec::seq, batch(zq, y, V), fk::host_view(g1.data(), std::array<std::int64_t, 2>{N, V}));
+  const auto ce = fk::cross_entropy_and_grad(fk::exec::seq, batch(zq, y, V),
+                                             fk::host_view(g1.data(), std::array<std::int64_t, 2>{N, V}));
   const auto f1 = fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{.lm_weight = 1.0}, batch(zq, y, V), tg.view(),
                                            fk::host_view(g2.data(), std::array<std::int64_t, 2>{N, V}));
   close(ce.loss, f1.loss, 1e-15, 1e-14);
@@ -236,7 +252,8 @@ BOOST_AUTO_TEST_CASE(float_fused_path_matches_float64_incl_in_place) {
   std::vector<std::int64_t> y{5, -100, 2499, 17, 1024, 1023, 0};
   sparse_target<float> tg(V);
   for (std::int64_t t = 0; t < N; ++t) {
-    const std::int32_t ids[] = {static_cast<std::int32_t>((t * 997) % V), static_cast<std::int32_t>((t * 131 + 7) % V), 2048};
+    const std::int32_t ids[] = {static_cast<std::int32_t>((t * 997) % V), static_cast<std::int32_t>((t * 131 + 7) % V),
+                                2048};
     const float ps[] = {0.5f, 0.3f, 0.2f};
     if (t == 2)
       tg.push_empty_row();
@@ -252,18 +269,22 @@ BOOST_AUTO_TEST_CASE(float_fused_path_matches_float64_incl_in_place) {
                                            fk::host_view(gf.data(), std::array<std::int64_t, 2>{N, V}));
   close(rf.loss, rd.loss, 1e-5, 1e-6);
   for (std::size_t i = 0; i < gd.size(); ++i)
-    BOOST_TEST(std::abs(gf[i] - gd[i]) <= 1e-8 + 1e-5 * std::abs(gd[i]), "grad[" << i << "] " << gf[i] << " vs " << gd[i]);
+    BOOST_TEST(std::abs(gf[i] - gd[i]) <= 1e-8 + 1e-5 * std::abs(gd[i]),
+               "grad[" << i << "] " << gf[i] << " vs " << gd[i]);
   auto zi = zf; // in place
-  const auto ri = fk::fusion_loss_and_grad(fk::exec::seq, loss,
-                                           fk::logits_batch<float>{.logits = fk::host_view(static_cast<const float*>(zi.data()), std::array<std::int64_t, 2>{N, V}),
-                                                                   .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)},
-                                           tg.view(), fk::host_view(zi.data(), std::array<std::int64_t, 2>{N, V}));
+  const auto ri = fk::fusion_loss_and_grad(
+      fk::exec::seq, loss,
+      fk::logits_batch<float>{
+          .logits = fk::host_view(static_cast<const float*>(zi.data()), std::array<std::int64_t, 2>{N, V}),
+          .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)},
+      tg.view(), fk::host_view(zi.data(), std::array<std::int64_t, 2>{N, V}));
   BOOST_TEST(ri.loss == rf.loss);
   for (std::size_t i = 0; i < gf.size(); ++i)
     BOOST_TEST(zi[i] == gf[i]);
   // accumulate uses the two-pass path: adding into a copy of the gradient doubles it
   auto acc = gf;
-  fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zf, y, V), tg.view(), fk::host_view(acc.data(), std::array<std::int64_t, 2>{N, V}),
+  fk::fusion_loss_and_grad(fk::exec::seq, loss, batch(zf, y, V), tg.view(),
+                           fk::host_view(acc.data(), std::array<std::int64_t, 2>{N, V}),
                            fk::fusion_options<std::uint8_t>{.accumulate = true});
   for (std::size_t i = 0; i < gf.size(); ++i)
     BOOST_TEST(std::abs(acc[i] - 2 * gf[i]) <= 1e-7 + 1e-5 * std::abs(gf[i]));
@@ -280,14 +301,16 @@ BOOST_AUTO_TEST_CASE(errors) {
   BOOST_CHECK_THROW(fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{}, batch(z, y, 3), tg.view()), fk::error);
   sparse_target<float> short_tg(3);
   short_tg.push_empty_row();
-  BOOST_CHECK_THROW(fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{}, batch(z, y, 3), short_tg.view()), fk::error);
+  BOOST_CHECK_THROW(fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{}, batch(z, y, 3), short_tg.view()),
+                    fk::error);
   BOOST_CHECK_THROW(fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{.lm_weight = 1.5}, batch(z, y, 3),
                                              fk::dist::sparse_target_view<float>{}),
                     fk::error);
   // all rows masked: zero loss, zero gradient, no NaN
   std::vector<std::int64_t> ym{-100, -100};
   std::vector<double> g(6, 5.0);
-  const auto r = fk::cross_entropy_and_grad(fk::exec::seq, batch(z, ym, 3), fk::host_view(g.data(), std::array<std::int64_t, 2>{2, 3}));
+  const auto r = fk::cross_entropy_and_grad(fk::exec::seq, batch(z, ym, 3),
+                                            fk::host_view(g.data(), std::array<std::int64_t, 2>{2, 3}));
   BOOST_TEST(r.loss == 0.0);
   for (double x : g)
     BOOST_TEST(x == 0.0);

@@ -64,15 +64,16 @@ BOOST_AUTO_TEST_SUITE(logprob)
 BOOST_AUTO_TEST_CASE(spec_vector_6_7) {
   std::vector<double> z{2.0, 0.5, -1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 5.0, -5.0, 0.0, 1.0};
   std::vector<std::int64_t> y{0, -100, 3};
-  fk::logits_batch<double> b{.logits = fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{3, 4}),
+  fk::logits_batch<double> b{.logits =
+                                 fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{3, 4}),
                              .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), 3)};
   std::vector<double> lp(3), lse(3), sum(1), mean(1), cnt(1);
-  fk::sequence_logprobs(fk::exec::seq, b,
-                        fk::sequence_logprob_outputs<double>{.sum = fk::host_view(sum.data(), 1),
-                                                             .mean = fk::host_view(mean.data(), 1),
-                                                             .count = fk::host_view(cnt.data(), 1)},
-                        fk::token_logprob_outputs<double>{.logp = fk::host_view(lp.data(), 3),
-                                                          .lse = fk::host_view(lse.data(), 3)});
+  fk::sequence_logprobs(
+      fk::exec::seq, b,
+      fk::sequence_logprob_outputs<double>{.sum = fk::host_view(sum.data(), 1),
+                                           .mean = fk::host_view(mean.data(), 1),
+                                           .count = fk::host_view(cnt.data(), 1)},
+      fk::token_logprob_outputs<double>{.logp = fk::host_view(lp.data(), 3), .lse = fk::host_view(lse.data(), 3)});
   close(lse[0], 2.342349582, 1e-9);
   close(lse[1], 1.642535529, 1e-9);
   close(lse[2], 5.024789179, 1e-9);
@@ -84,9 +85,10 @@ BOOST_AUTO_TEST_CASE(spec_vector_6_7) {
   BOOST_TEST(cnt[0] == 2.0);
   // gradient of the sequence log-prob itself (g = 1): onehot − softmax
   std::vector<double> g{1.0}, grad(12, 7.0);
-  fk::sequence_logprobs_backward(fk::exec::seq, b, fk::vector_view<const double>(fk::host_view(g.data(), 1)),
-                                 fk::host_view(grad.data(), std::array<std::int64_t, 2>{3, 4}),
-                                 fk::logprob_backward_options<double>{.lse = fk::host_view(static_cast<const double*>(lse.data()), 3)});
+  fk::sequence_logprobs_backward(
+      fk::exec::seq, b, fk::vector_view<const double>(fk::host_view(g.data(), 1)),
+      fk::host_view(grad.data(), std::array<std::int64_t, 2>{3, 4}),
+      fk::logprob_backward_options<double>{.lse = fk::host_view(static_cast<const double*>(lse.data()), 3)});
   const double e0[] = {0.2899000771, -0.1584447095, -0.03535379341, -0.09610157419};
   const double e2[] = {-0.9755155491, -4.428833741e-05, -0.006572972066, 0.9821328095};
   for (int j = 0; j < 4; ++j) {
@@ -96,7 +98,8 @@ BOOST_AUTO_TEST_CASE(spec_vector_6_7) {
   }
   // float storage and the same numbers within fp32 tolerance, through the recompute path (no lse)
   std::vector<float> zf(z.begin(), z.end()), gf(12);
-  fk::logits_batch<float> bf{.logits = fk::host_view(static_cast<const float*>(zf.data()), std::array<std::int64_t, 2>{3, 4}),
+  fk::logits_batch<float> bf{.logits =
+                                 fk::host_view(static_cast<const float*>(zf.data()), std::array<std::int64_t, 2>{3, 4}),
                              .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), 3)};
   fk::sequence_logprobs_backward(fk::exec::par, bf, fk::vector_view<const double>(fk::host_view(g.data(), 1)),
                                  fk::host_view(gf.data(), std::array<std::int64_t, 2>{3, 4}));
@@ -114,8 +117,9 @@ BOOST_AUTO_TEST_CASE(online_lse_against_long_double_odd_shapes) {
       y[t] = (t * 7919) % V;
     std::vector<double> lp(N), lse(N), ent(N), lm(N);
     std::vector<std::uint8_t> corr(N);
-    fk::logits_batch<double> b{.logits = fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{N, V}),
-                               .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
+    fk::logits_batch<double> b{
+        .logits = fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{N, V}),
+        .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
     fk::token_logprobs(fk::exec::par, b,
                        fk::token_logprob_outputs<double>{.logp = fk::host_view(lp.data(), N),
                                                          .lse = fk::host_view(lse.data(), N),
@@ -125,8 +129,9 @@ BOOST_AUTO_TEST_CASE(online_lse_against_long_double_odd_shapes) {
     // float storage with fp32 compute
     std::vector<float> zf(z.begin(), z.end());
     std::vector<float> lpf(N), entf(N);
-    fk::logits_batch<float> bf{.logits = fk::host_view(static_cast<const float*>(zf.data()), std::array<std::int64_t, 2>{N, V}),
-                               .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
+    fk::logits_batch<float> bf{
+        .logits = fk::host_view(static_cast<const float*>(zf.data()), std::array<std::int64_t, 2>{N, V}),
+        .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
     fk::token_logprobs(fk::exec::seq, bf,
                        fk::token_logprob_outputs<float>{.logp = fk::host_view(lpf.data(), N),
                                                         .entropy = fk::host_view(entf.data(), N)});
@@ -162,15 +167,16 @@ BOOST_AUTO_TEST_CASE(finite_difference_end_to_end_dpo) {
   mask[12] = 0; // explicit mask form too
   std::vector<double> ref{-40.0, -45.0, -38.0, -52.0};
   auto eval = [&](const std::vector<double>& logits, std::vector<double>* grad) {
-    fk::logits_batch<double> b{.logits = fk::host_view(static_cast<const double*>(logits.data()), std::array<std::int64_t, 2>{N, V}),
-                               .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N),
-                               .mask = fk::host_view(static_cast<const std::uint8_t*>(mask.data()), N),
-                               .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(off.data()), B + 1)};
+    fk::logits_batch<double> b{
+        .logits = fk::host_view(static_cast<const double*>(logits.data()), std::array<std::int64_t, 2>{N, V}),
+        .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N),
+        .mask = fk::host_view(static_cast<const std::uint8_t*>(mask.data()), N),
+        .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(off.data()), B + 1)};
     std::vector<double> lp(B), cnt(B), lse(N);
-    fk::sequence_logprobs(fk::exec::seq, b,
-                          fk::sequence_logprob_outputs<double>{.sum = fk::host_view(lp.data(), B),
-                                                               .count = fk::host_view(cnt.data(), B)},
-                          fk::token_logprob_outputs<double>{.lse = fk::host_view(lse.data(), N)});
+    fk::sequence_logprobs(
+        fk::exec::seq, b,
+        fk::sequence_logprob_outputs<double>{.sum = fk::host_view(lp.data(), B), .count = fk::host_view(cnt.data(), B)},
+        fk::token_logprob_outputs<double>{.lse = fk::host_view(lse.data(), N)});
     // pairs: (seq0 chosen, seq1 rejected), (seq2 chosen, seq3 rejected), ln_dpo needs counts
     std::vector<double> pc{lp[0], lp[2]}, pr{lp[1], lp[3]}, rc{ref[0], ref[2]}, rr{ref[1], ref[3]}, lc{cnt[0], cnt[2]},
         lr{cnt[1], cnt[3]}, gc(2), gr(2);
@@ -181,15 +187,17 @@ BOOST_AUTO_TEST_CASE(finite_difference_end_to_end_dpo) {
                                     .len_chosen = fk::host_view(lc.data(), 2),
                                     .len_rejected = fk::host_view(lr.data(), 2)};
     const auto loss = fk::combine(fk::weighted_term{1.0, fk::ln_dpo{.beta = 2.0}}, fk::weighted_term{0.5, fk::sft{}});
-    const auto m = fk::preference_loss(fk::exec::seq, loss, in,
-                                       fk::preference_outputs<double>{.d_policy_chosen = fk::host_view(gc.data(), 2),
-                                                                      .d_policy_rejected = fk::host_view(gr.data(), 2)});
+    const auto m =
+        fk::preference_loss(fk::exec::seq, loss, in,
+                            fk::preference_outputs<double>{.d_policy_chosen = fk::host_view(gc.data(), 2),
+                                                           .d_policy_rejected = fk::host_view(gr.data(), 2)});
     if (grad) {
       std::vector<double> gseq{gc[0], gr[0], gc[1], gr[1]};
       grad->assign(static_cast<std::size_t>(N * V), 0.0);
-      fk::sequence_logprobs_backward(fk::exec::par, b, fk::vector_view<const double>(fk::host_view(gseq.data(), B)),
-                                     fk::host_view(grad->data(), std::array<std::int64_t, 2>{N, V}),
-                                     fk::logprob_backward_options<double>{.lse = fk::host_view(static_cast<const double*>(lse.data()), N)});
+      fk::sequence_logprobs_backward(
+          fk::exec::par, b, fk::vector_view<const double>(fk::host_view(gseq.data(), B)),
+          fk::host_view(grad->data(), std::array<std::int64_t, 2>{N, V}),
+          fk::logprob_backward_options<double>{.lse = fk::host_view(static_cast<const double*>(lse.data()), N)});
     }
     return m.loss;
   };
@@ -273,8 +281,9 @@ BOOST_AUTO_TEST_CASE(inplace_strided_and_bf16_output) {
   auto z = random_logits(N * ld, 8, 2.0);
   std::vector<std::int64_t> y{3, 1499, -100, 0};
   std::vector<double> g{0.7, -1.3, 2.0, 0.1};
-  fk::logits_batch<double> b{.logits = fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{N, V},
-                                                     std::array<std::int64_t, 2>{ld, 1}),
+  fk::logits_batch<double> b{.logits =
+                                 fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{N, V},
+                                               std::array<std::int64_t, 2>{ld, 1}),
                              .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
   std::vector<double> out(N * V);
   fk::token_logprobs_backward(fk::exec::seq, b, fk::vector_view<const double>(fk::host_view(g.data(), N)),
@@ -284,8 +293,9 @@ BOOST_AUTO_TEST_CASE(inplace_strided_and_bf16_output) {
   fk::logits_batch<double> bi = b;
   bi.logits = fk::host_view(static_cast<const double*>(zi.data()), std::array<std::int64_t, 2>{N, V},
                             std::array<std::int64_t, 2>{ld, 1});
-  fk::token_logprobs_backward(fk::exec::par, bi, fk::vector_view<const double>(fk::host_view(g.data(), N)),
-                              fk::host_view(zi.data(), std::array<std::int64_t, 2>{N, V}, std::array<std::int64_t, 2>{ld, 1}));
+  fk::token_logprobs_backward(
+      fk::exec::par, bi, fk::vector_view<const double>(fk::host_view(g.data(), N)),
+      fk::host_view(zi.data(), std::array<std::int64_t, 2>{N, V}, std::array<std::int64_t, 2>{ld, 1}));
   for (std::int64_t t = 0; t < N; ++t) {
     for (std::int64_t j = 0; j < V; ++j)
       BOOST_TEST(zi[t * ld + j] == out[t * V + j]);
@@ -335,9 +345,10 @@ BOOST_AUTO_TEST_CASE(huge_logits_masked_and_empty_sequences) {
   z[3 * V + 0] = -std::numeric_limits<float>::infinity(); // −inf logits are legal (token banned)
   std::vector<std::int32_t> y{4, 49, -100, 1};
   std::vector<std::int64_t> off{0, 2, 3, 3, 4}; // sequence 1 all masked, sequence 2 empty
-  fk::logits_batch<float, std::int32_t> b{.logits = fk::host_view(static_cast<const float*>(z.data()), std::array<std::int64_t, 2>{4, V}),
-                                          .labels = fk::host_view(static_cast<const std::int32_t*>(y.data()), 4),
-                                          .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(off.data()), 5)};
+  fk::logits_batch<float, std::int32_t> b{
+      .logits = fk::host_view(static_cast<const float*>(z.data()), std::array<std::int64_t, 2>{4, V}),
+      .labels = fk::host_view(static_cast<const std::int32_t*>(y.data()), 4),
+      .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(off.data()), 5)};
   std::vector<double> sum(4), mean(4), cnt(4), ent(4);
   fk::sequence_logprobs(fk::exec::par, b,
                         fk::sequence_logprob_outputs<double>{.sum = fk::host_view(sum.data(), 4),
@@ -367,12 +378,14 @@ BOOST_AUTO_TEST_CASE(huge_logits_masked_and_empty_sequences) {
   // NaN in a counted row is an error naming the row, not a silent NaN
   z[3 * V + 5] = std::numeric_limits<float>::quiet_NaN();
   std::vector<double> s4(4);
-  BOOST_CHECK_EXCEPTION(fk::sequence_logprobs(fk::exec::seq, b, fk::sequence_logprob_outputs<double>{.sum = fk::host_view(s4.data(), 4)}),
-                        fk::error, [](const fk::error& e) { return std::string(e.what()).find("row 3") != std::string::npos; });
+  BOOST_CHECK_EXCEPTION(
+      fk::sequence_logprobs(fk::exec::seq, b, fk::sequence_logprob_outputs<double>{.sum = fk::host_view(s4.data(), 4)}),
+      fk::error, [](const fk::error& e) { return std::string(e.what()).find("row 3") != std::string::npos; });
   // labels outside the vocabulary
   y[0] = 50;
-  BOOST_CHECK_THROW(fk::sequence_logprobs(fk::exec::seq, b, fk::sequence_logprob_outputs<double>{.sum = fk::host_view(s4.data(), 4)}),
-                    fk::error);
+  BOOST_CHECK_THROW(
+      fk::sequence_logprobs(fk::exec::seq, b, fk::sequence_logprob_outputs<double>{.sum = fk::host_view(s4.data(), 4)}),
+      fk::error);
 }
 
 BOOST_AUTO_TEST_CASE(topk_representation) {
@@ -385,11 +398,13 @@ BOOST_AUTO_TEST_CASE(topk_representation) {
   std::vector<std::int64_t> y(N, -100); // top-k is emitted for every row, masked or not
   std::vector<std::int64_t> ids(N * K);
   std::vector<float> vals(N * K);
-  fk::logits_batch<fk::bf16> b{.logits = fk::host_view(static_cast<const fk::bf16*>(zb.data()), std::array<std::int64_t, 2>{N, V}),
-                               .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
-  fk::token_logprobs(fk::exec::par, b,
-                     fk::token_logprob_outputs<float>{.topk_ids = fk::host_view(ids.data(), std::array<std::int64_t, 2>{N, K}),
-                                                      .topk_logits = fk::host_view(vals.data(), std::array<std::int64_t, 2>{N, K})});
+  fk::logits_batch<fk::bf16> b{
+      .logits = fk::host_view(static_cast<const fk::bf16*>(zb.data()), std::array<std::int64_t, 2>{N, V}),
+      .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
+  fk::token_logprobs(
+      fk::exec::par, b,
+      fk::token_logprob_outputs<float>{.topk_ids = fk::host_view(ids.data(), std::array<std::int64_t, 2>{N, K}),
+                                       .topk_logits = fk::host_view(vals.data(), std::array<std::int64_t, 2>{N, K})});
   for (std::int64_t t = 0; t < N; ++t) {
     std::vector<std::int64_t> order(V);
     std::iota(order.begin(), order.end(), 0);

@@ -418,8 +418,7 @@ BOOST_AUTO_TEST_CASE(wrpo_batch_metrics) {
 }
 
 BOOST_AUTO_TEST_CASE(combined_with_batch_token_mean_sft) {
-  std::vector<double> pc{-12, -30, -7}, pr{-15, -25, -9}, rc{-13, -29, -8}, rr{-14, -27, -8}, lc{4, 10, 2},
-      lr{5, 9, 3};
+  std::vector<double> pc{-12, -30, -7}, pr{-15, -25, -9}, rc{-13, -29, -8}, rr{-14, -27, -8}, lc{4, 10, 2}, lr{5, 9, 3};
   std::vector<double> gc(3), gr(3);
   fk::preference_batch<double> in{.policy_chosen = fk::host_view(pc.data(), 3),
                                   .policy_rejected = fk::host_view(pr.data(), 3),

@@ -81,7 +81,8 @@ BOOST_AUTO_TEST_CASE(same_source_and_winner_rules) {
   BOOST_TEST(all.dpo[1].source == "A");
   BOOST_TEST(all.dpo[1].rejected == "a2");
   // equal chosen rewards: larger gap wins, then first-seen source
-  pf::prompt_samples q{"q", "q", {{"X", "x1", 0.5, {}}, {"Y", "y1", 0.5, {}}, {"X", "x2", 0.48, {}}, {"Y", "y2", 0.45, {}}}};
+  pf::prompt_samples q{
+      "q", "q", {{"X", "x1", 0.5, {}}, {"Y", "y1", 0.5, {}}, {"X", "x2", 0.48, {}}, {"Y", "y2", 0.45, {}}}};
   BOOST_TEST(pf::choose(q, {}).dpo[0].source == "Y");
   q.samples[3].reward = 0.48;
   BOOST_TEST(pf::choose(q, {}).dpo[0].source == "X");
@@ -89,12 +90,15 @@ BOOST_AUTO_TEST_CASE(same_source_and_winner_rules) {
 
 BOOST_AUTO_TEST_CASE(correctness_rules) {
   pf::prompt_samples p{"m", "2+2?", {}};
-  p.samples = {{"A", "5", 0.9, false}, {"A", "4", 0.5, true}, {"A", "four", 0.47, true}, {"A", "3", 0.45, false},
+  p.samples = {{"A", "5", 0.9, false},
+               {"A", "4", 0.5, true},
+               {"A", "four", 0.47, true},
+               {"A", "3", 0.45, false},
                {"B", "4!", 0.6, true}};
   auto c = pf::choose(p, {});
   BOOST_TEST(c.sft->response == "4!"); // highest-reward *correct* sample
   BOOST_TEST_REQUIRE(c.dpo.size() == 1u);
-  BOOST_TEST(c.dpo[0].chosen == "4"); // correct with highest reward of source A
+  BOOST_TEST(c.dpo[0].chosen == "4");   // correct with highest reward of source A
   BOOST_TEST(c.dpo[0].rejected == "3"); // incorrect with lowest reward (a correct one may not be rejected)
   // all incorrect: no SFT target, no pair
   pf::prompt_samples bad{"n", "?", {{"A", "x", 0.5, false}, {"A", "y", 0.45, false}}};
@@ -184,7 +188,8 @@ BOOST_AUTO_TEST_SUITE(prefs_jsonl)
 
 BOOST_AUTO_TEST_CASE(parse_and_errors) {
   std::istringstream in(
-      "{\"prompt_id\": 12, \"prompt\": \"hi\", \"samples\": [{\"source\": \"a\", \"response\": \"r\", \"reward\": 0.5}, "
+      "{\"prompt_id\": 12, \"prompt\": \"hi\", \"samples\": [{\"source\": \"a\", \"response\": \"r\", \"reward\": "
+      "0.5}, "
       "{\"source\": \"a\", \"response\": \"s\", \"reward\": 1, \"correct\": false, \"extra\": 3}]}\n\n"
       "{\"prompt_id\": \"p2\", \"prompt\": \"yo\", \"samples\": []}\n");
   const auto v = pf::read_prompts(in, "s.jsonl");
@@ -203,11 +208,13 @@ BOOST_AUTO_TEST_CASE(parse_and_errors) {
   expect("{\"prompt\": \"x\", \"samples\": []}", "s.jsonl:2: prompt_id: missing");
   expect("{\"prompt_id\": \"a\", \"prompt\": 3, \"samples\": []}", "s.jsonl:2: prompt: expected a string");
   expect("{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": {}}", "s.jsonl:2: samples: expected an array");
-  expect("{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": [{\"source\": \"m\", \"response\": \"r\", \"reward\": \"high\"}]}",
+  expect("{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": [{\"source\": \"m\", \"response\": \"r\", \"reward\": "
+         "\"high\"}]}",
          "s.jsonl:2: samples[0].reward: expected a finite number, got \"high\"");
-  expect("{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": [{\"source\": \"m\", \"response\": \"r\", \"reward\": 1, "
-         "\"correct\": \"yes\"}]}",
-         "samples[0].correct: expected true or false");
+  expect(
+      "{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": [{\"source\": \"m\", \"response\": \"r\", \"reward\": 1, "
+      "\"correct\": \"yes\"}]}",
+      "samples[0].correct: expected true or false");
   expect("{\"prompt_id\": \"a\", \"prompt\": \"x\", \"samples\": [{\"response\": \"r\", \"reward\": 1}]}",
          "samples[0].source: missing");
   expect("{\"prompt_id\": \"a\", \"prompt\": \"x\"", "s.jsonl:2: invalid JSON");

@@ -46,13 +46,14 @@ int run_prefs_build(prefs_build_args& a) {
   if (a.opt.target_source)
     write_file(dir / "wrpo.jsonl", r.wrpo);
   auto summary = fusekit::prefs::to_json(r.summary);
-  summary["options"] = {{"gap_min", a.opt.gap_min},
-                        {"gap_max", a.opt.gap_max},
-                        {"sft_fraction", a.opt.sft_fraction},
-                        {"seed", a.opt.seed},
-                        {"target_source", a.opt.target_source ? nlohmann::json(*a.opt.target_source) : nlohmann::json()},
-                        {"all_pairs", a.opt.all_pairs},
-                        {"split_before_filter", a.opt.split_before_filter}};
+  summary["options"] = {
+      {"gap_min", a.opt.gap_min},
+      {"gap_max", a.opt.gap_max},
+      {"sft_fraction", a.opt.sft_fraction},
+      {"seed", a.opt.seed},
+      {"target_source", a.opt.target_source ? nlohmann::json(*a.opt.target_source) : nlohmann::json()},
+      {"all_pairs", a.opt.all_pairs},
+      {"split_before_filter", a.opt.split_before_filter}};
   {
     std::ofstream f(dir / "summary.json");
     FUSEKIT_EXPECTS(f.good(), io_error, "cannot write " + (dir / "summary.json").string());
@@ -79,7 +80,8 @@ void register_prefs(CLI::App& app) {
   prefs->require_subcommand(1);
   auto args = std::make_shared<prefs_build_args>();
   auto* b = prefs->add_subcommand("build", "build SFT records, DPO pairs and WRPO quadruples from scored samples");
-  b->add_option("samples", args->input, "input JSONL: {prompt_id, prompt, samples:[{source, response, reward, correct?}]}")
+  b->add_option("samples", args->input,
+                "input JSONL: {prompt_id, prompt, samples:[{source, response, reward, correct?}]}")
       ->required()
       ->check(CLI::ExistingFile);
   b->add_option("-o,--output", args->out_dir, "output directory (created if missing)")->required();

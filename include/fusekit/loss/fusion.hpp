@@ -5,8 +5,8 @@
 /// Per row t (logits z_t, p_t = softmax(z_t), gold label y_t, sparse target q_t from
 /// fusekit::dist::sparse_target_view):
 ///
-///     L = λ/N_g · Σ_{t gold} (lse_t − z_{t,y})  +  (1−λ)/M · Σ_{t distilled} (Σq·lse_t − Σ_i q_i z_{t,i}  [− H(q_t) for KL])
-///     ∂L/∂z_t = c_t·p_t − λ/N_g·onehot(y_t) − (1−λ)/M·q_t,   c_t = λ/N_g·[gold] + (1−λ)/M·Σq·[distilled]
+///     L = λ/N_g · Σ_{t gold} (lse_t − z_{t,y})  +  (1−λ)/M · Σ_{t distilled} (Σq·lse_t − Σ_i q_i z_{t,i}  [− H(q_t)
+///     for KL]) ∂L/∂z_t = c_t·p_t − λ/N_g·onehot(y_t) − (1−λ)/M·q_t,   c_t = λ/N_g·[gold] + (1−λ)/M·Σq·[distilled]
 ///
 /// (for a normalized q this is p − λ·onehot − (1−λ)·q scaled per row). A row is *gold* when its label
 /// counts (labels ≠ ignore_index and mask, as in logits_batch); it is *distilled* when its target row is
@@ -60,11 +60,11 @@ struct fusion_loss {
 
 /// What fusion_loss_and_grad returns.
 struct fusion_loss_result {
-  double loss = 0;                  ///< λ·lm_loss + (1−λ)·distill_loss
-  double lm_loss = 0;               ///< mean gold CE (L_CLM)
-  double distill_loss = 0;          ///< mean distillation CE or KL (L_fuse)
-  std::int64_t gold_rows = 0;       ///< rows whose gold label counts
-  std::int64_t distilled_rows = 0;  ///< rows with a target that count for the distillation term
+  double loss = 0;                 ///< λ·lm_loss + (1−λ)·distill_loss
+  double lm_loss = 0;              ///< mean gold CE (L_CLM)
+  double distill_loss = 0;         ///< mean distillation CE or KL (L_fuse)
+  std::int64_t gold_rows = 0;      ///< rows whose gold label counts
+  std::int64_t distilled_rows = 0; ///< rows with a target that count for the distillation term
 };
 
 /// Options of fusion_loss_and_grad.
@@ -110,8 +110,8 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
   if (!grad.empty())
     FUSEKIT_EXPECTS(grad.extent(0) == N && grad.extent(1) == V, shape_mismatch,
                     std::string(fn) + ": grad is [" + std::to_string(grad.extent(0)) + ", " +
-                        std::to_string(grad.extent(1)) + "], logits [" + std::to_string(N) + ", " +
-                        std::to_string(V) + "]");
+                        std::to_string(grad.extent(1)) + "], logits [" + std::to_string(N) + ", " + std::to_string(V) +
+                        "]");
 
   auto distilled = [&](std::int64_t t) {
     if (!has_target || target.offsets[t + 1] <= target.offsets[t])
@@ -126,70 +126,85 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
   const double lam = loss.lm_weight;
   const double ng = loss.gold_normalizer > 0 ? loss.gold_normalizer : static_cast<double>(res.gold_rows);
   const double nm = loss.distill_normalizer > 0 ? loss.distill_normalizer : static_cast<double>(res.distilled_rows);
-  const double wg = ng > 0 ? lam / ng : 0.0;          // weight of a gold row
-  const double wd = nm > 0 ? (1.0 - lam) / nm : 0.0;  // weight of a distilled row
+  const double wg = ng > 0 ? lam / ng : 0.0;         // weight of a gold row
+  const double wd = nm > 0 ? (1.0 - lam) / nm : 0.0; // weight of a distilled row
 
   using C = compute_t<T>;
   std::vector<double> row_gold(static_cast<std::size_t>(N), 0.0), row_dist(static_cast<std::size_t>(N), 0.0);
   std::vector<std::uint8_t> bad(static_cast<std::size_t>(N), 0);
-  exec::for_each_n(policy, N, [&](std::int64_t t) {
-    const bool g = b.valid(t), d = distilled(t);
-    O* orow = grad.empty() ? nullptr : &grad(t, 0);
-    if (!g && !d) {
-      if (orow)
-        detail::row_zero(orow, grad.stride(1), V, opt.accumulate);
-      return;
-    }
-    const T* row = &b.logits(t, 0);
-    const std::int64_t sv = b.logits.stride(1);
-    const std::int64_t y = g ? static_cast<std::int64_t>(b.labels[t]) : -1;
-    // the sparse gather first: the fused kernel below may overwrite the row (in place)
-    double qsum = 0, qz = 0, qlogq = 0;
-    std::int64_t k0 = 0, k1 = 0;
-    if (d) {
-      k0 = target.offsets[t];
-      k1 = target.offsets[t + 1];
-      for (std::int64_t k = k0; k < k1; ++k) {
-        const double q = static_cast<double>(target.probs[k]);
-        const double z = static_cast<double>(to_compute(row[static_cast<std::int64_t>(target.ids[k]) * sv]));
-        qsum += q;
-        qz += q * z;
-        if (q > 0)
-          qlogq += q * std::log(q);
+  // one-exp-per-element kernel: compute type float, no accumulation, rows up to fused_max_blocks blocks;
+  // a float contiguous gradient row is its own parking space, otherwise a per-chunk float scratch row
+  constexpr bool fused_type = std::is_same_v<C, float>;
+  const bool use_fused =
+      fused_type && !grad.empty() && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block;
+  const bool park_in_grad = use_fused && std::is_same_v<std::remove_cv_t<O>, float> && grad.stride(1) == 1;
+  constexpr std::int64_t chunk = 32; // rows per scratch allocation
+  exec::for_each_block(policy, N, chunk, [&](std::int64_t t0, std::int64_t t1) {
+    std::vector<float> scratch(use_fused && !park_in_grad ? static_cast<std::size_t>(V) : 0);
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const bool g = b.valid(t), d = distilled(t);
+      O* orow = grad.empty() ? nullptr : &grad(t, 0);
+      if (!g && !d) {
+        if (orow)
+          detail::row_zero(orow, grad.stride(1), V, opt.accumulate);
+        continue;
       }
-    }
-    const C c = static_cast<C>((g ? wg : 0.0) + (d ? wd * qsum : 0.0));
-    const I* ids = d ? &target.ids[k0] : nullptr;
-    const P* ps = d ? &target.probs[k0] : nullptr;
-    const std::int64_t nsp = d ? (k1 - k0) : 0;
-    detail::row_stats<C> r;
-    bool done = false;
-    if constexpr (std::is_same_v<std::remove_cv_t<O>, float> && std::is_same_v<C, float>) {
-      // float gradient row: one exp per element (softmax terms parked in the output row)
-      if (orow && grad.stride(1) == 1 && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block) {
-        r = detail::row_loss_grad_fused(row, sv, orow, V, y, c, static_cast<C>(wg), ids, ps, nsp, static_cast<C>(wd));
-        done = true;
+      const T* row = &b.logits(t, 0);
+      const std::int64_t sv = b.logits.stride(1);
+      const std::int64_t y = g ? static_cast<std::int64_t>(b.labels[t]) : -1;
+      // the sparse gather first: the fused kernel below may overwrite the row (in place)
+      double qsum = 0, qz = 0, qlogq = 0;
+      std::int64_t k0 = 0, k1 = 0;
+      if (d) {
+        k0 = target.offsets[t];
+        k1 = target.offsets[t + 1];
+        for (std::int64_t k = k0; k < k1; ++k) {
+          const double q = static_cast<double>(target.probs[k]);
+          const double z = static_cast<double>(to_compute(row[static_cast<std::int64_t>(target.ids[k]) * sv]));
+          qsum += q;
+          qz += q * z;
+          if (q > 0)
+            qlogq += q * std::log(q);
+        }
       }
+      const C c = static_cast<C>((g ? wg : 0.0) + (d ? wd * qsum : 0.0));
+      const I* ids = d ? &target.ids[k0] : nullptr;
+      const P* ps = d ? &target.probs[k0] : nullptr;
+      const std::int64_t nsp = d ? (k1 - k0) : 0;
+      detail::row_stats<C> r;
+      bool done = false;
+      if constexpr (fused_type) {
+        if (use_fused) {
+          float* park = scratch.data();
+          if constexpr (std::is_same_v<std::remove_cv_t<O>, float>)
+            if (park_in_grad)
+              park = orow;
+          r = detail::row_loss_grad_fused(row, sv, orow, grad.stride(1), park, V, y, c, static_cast<C>(wg), ids, ps,
+                                          nsp, static_cast<C>(wd));
+          done = true;
+        }
+      }
+      if (!done)
+        r = detail::row_forward_dispatch<C>(row, V, sv, y, {}, static_cast<detail::topk_state<C>*>(nullptr));
+      const double lse = static_cast<double>(r.lse);
+      if (!std::isfinite(lse) || (g && !std::isfinite(static_cast<double>(r.label_logit))) || !std::isfinite(qz)) {
+        bad[static_cast<std::size_t>(t)] = 1;
+        continue;
+      }
+      if (g)
+        row_gold[static_cast<std::size_t>(t)] = lse - static_cast<double>(r.label_logit);
+      if (d)
+        row_dist[static_cast<std::size_t>(t)] = qsum * lse - qz + (loss.kind == distill_kind::kl ? qlogq : 0.0);
+      if (orow && !done)
+        detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg), ids,
+                                ps, nsp, static_cast<C>(wd), opt.accumulate);
     }
-    if (!done)
-      r = detail::row_forward_dispatch<C>(row, V, sv, y, {}, static_cast<detail::topk_state<C>*>(nullptr));
-    const double lse = static_cast<double>(r.lse);
-    if (!std::isfinite(lse) || (g && !std::isfinite(static_cast<double>(r.label_logit))) || !std::isfinite(qz)) {
-      bad[static_cast<std::size_t>(t)] = 1;
-      return;
-    }
-    if (g)
-      row_gold[static_cast<std::size_t>(t)] = lse - static_cast<double>(r.label_logit);
-    if (d)
-      row_dist[static_cast<std::size_t>(t)] = qsum * lse - qz + (loss.kind == distill_kind::kl ? qlogq : 0.0);
-    if (orow && !done)
-      detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg), ids, ps,
-                              nsp, static_cast<C>(wd), opt.accumulate);
   });
   for (std::int64_t t = 0; t < N; ++t)
     if (bad[static_cast<std::size_t>(t)])
-      throw_error(errc::invalid_argument, std::string(fn) + ": logits row " + std::to_string(t) +
-                                              " is not finite (NaN/inf logits, or every logit −inf) on a row that counts");
+      throw_error(errc::invalid_argument,
+                  std::string(fn) + ": logits row " + std::to_string(t) +
+                      " is not finite (NaN/inf logits, or every logit −inf) on a row that counts");
   double sg = 0, sd = 0;
   for (std::int64_t t = 0; t < N; ++t) { // in order: deterministic for any policy
     sg += row_gold[static_cast<std::size_t>(t)];
@@ -203,8 +218,8 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
 
 /// Token-mean cross-entropy with its logits gradient in one pass (fusion loss with λ = 1 and no target).
 template <class Policy, class T, class L, class M, class O = float>
-fusion_loss_result cross_entropy_and_grad(const Policy& policy, const logits_batch<T, L, M>& b, matrix_view<O> grad = {},
-                                          double normalizer = 0, bool accumulate = false) {
+fusion_loss_result cross_entropy_and_grad(const Policy& policy, const logits_batch<T, L, M>& b,
+                                          matrix_view<O> grad = {}, double normalizer = 0, bool accumulate = false) {
   return fusion_loss_and_grad(policy, fusion_loss{.lm_weight = 1.0, .gold_normalizer = normalizer}, b,
                               dist::sparse_target_view<float, std::int32_t, host_space>{}, grad,
                               fusion_options<std::uint8_t>{.accumulate = accumulate});

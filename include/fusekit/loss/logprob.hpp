@@ -63,11 +63,11 @@ template <class T, class L = std::int64_t, class M = std::uint8_t> struct logits
 /// Optional per-row outputs (each may be empty). Entropy, logit sum and top-k are computed only when
 /// their view is given.
 template <class F = float> struct token_logprob_outputs {
-  vector_view<F> logp{};        ///< [N] log softmax(z_t)[label_t]; 0 on rows that do not count
-  vector_view<F> lse{};         ///< [N] log Σ_v e^{z_tv} (every row); reuse it in the backward
-  vector_view<F> entropy{};     ///< [N] −Σ_v p_tv log p_tv (every row)
-  vector_view<F> logit_mean{};  ///< [N] mean over v of z_tv (every row)
-  vector_view<std::uint8_t> correct{}; ///< [N] 1 when the first argmax equals the label (valid rows)
+  vector_view<F> logp{};                ///< [N] log softmax(z_t)[label_t]; 0 on rows that do not count
+  vector_view<F> lse{};                 ///< [N] log Σ_v e^{z_tv} (every row); reuse it in the backward
+  vector_view<F> entropy{};             ///< [N] −Σ_v p_tv log p_tv (every row)
+  vector_view<F> logit_mean{};          ///< [N] mean over v of z_tv (every row)
+  vector_view<std::uint8_t> correct{};  ///< [N] 1 when the first argmax equals the label (valid rows)
   matrix_view<std::int64_t> topk_ids{}; ///< [N, K]: the row's K largest logits, descending, ties → lower id
   matrix_view<F> topk_logits{};         ///< [N, K]
 };
@@ -132,8 +132,7 @@ template <class V> void check_rows(const V& v, std::int64_t n, const char* fn, c
 }
 
 /// Row → sequence index via the offsets (−1 if the row is in no sequence).
-template <class T, class L, class M>
-std::int64_t sequence_of(const logits_batch<T, L, M>& b, std::int64_t t) noexcept {
+template <class T, class L, class M> std::int64_t sequence_of(const logits_batch<T, L, M>& b, std::int64_t t) noexcept {
   if (b.seq_offsets.empty())
     return 0;
   const std::int64_t B = b.seq_offsets.extent(0) - 1;
@@ -180,8 +179,8 @@ void token_logprobs(const Policy& policy, const logits_batch<T, L, M>& b, const 
                     std::string(fn) + ": topk_ids and topk_logits differ in width");
   }
   using C = compute_t<T>;
-  const detail::row_wants w{.entropy = !out.entropy.empty(), .logit_sum = !out.logit_mean.empty(),
-                            .argmax = !out.correct.empty()};
+  const detail::row_wants w{
+      .entropy = !out.entropy.empty(), .logit_sum = !out.logit_mean.empty(), .argmax = !out.correct.empty()};
   std::vector<std::uint8_t> bad(static_cast<std::size_t>(N), 0);
   exec::for_each_n(policy, N, [&](std::int64_t t) {
     const bool ok = b.valid(t);
@@ -331,7 +330,9 @@ void token_logprobs_backward(const Policy& policy, const logits_batch<T, L, M>& 
     const C g = static_cast<C>(grad_token[t]);
     C lse;
     if (opt.lse.empty())
-      lse = detail::row_forward_dispatch<C>(row, V, b.logits.stride(1), y, {}, static_cast<detail::topk_state<C>*>(nullptr)).lse;
+      lse = detail::row_forward_dispatch<C>(row, V, b.logits.stride(1), y, {},
+                                            static_cast<detail::topk_state<C>*>(nullptr))
+                .lse;
     else
       lse = static_cast<C>(opt.lse[t]);
     if (!std::isfinite(lse) || !std::isfinite(g)) {
@@ -367,8 +368,8 @@ void sequence_logprobs_backward(const Policy& policy, const logits_batch<T, L, M
   for (std::int64_t s = 0; s < B; ++s)
     for (std::int64_t t = b.seq_begin(s); t < b.seq_end(s); ++t)
       in_seq[static_cast<std::size_t>(t)] = 1;
-  logits_batch<T, L, std::uint8_t> rb{.logits = b.logits, .labels = b.labels, .mask = {}, .seq_offsets = {},
-                                      .ignore_index = b.ignore_index};
+  logits_batch<T, L, std::uint8_t> rb{
+      .logits = b.logits, .labels = b.labels, .mask = {}, .seq_offsets = {}, .ignore_index = b.ignore_index};
   std::vector<std::uint8_t> m(static_cast<std::size_t>(N));
   for (std::int64_t t = 0; t < N; ++t)
     m[static_cast<std::size_t>(t)] = (in_seq[static_cast<std::size_t>(t)] && b.valid(t)) ? 1 : 0;

@@ -28,12 +28,12 @@ namespace fusekit {
 
 /// One preference pair (or WRPO triple), all log-probs summed over completion tokens.
 template <class R> struct pair_logps {
-  R policy_chosen = 0;   ///< pc: Σ log πθ(y_w) (WRPO: the *target* chosen y_wt)
-  R policy_rejected = 0; ///< pr: Σ log πθ(y_l)
-  R ref_chosen = 0;      ///< rc: Σ log πref(y_w) (0 for reference-free losses)
-  R ref_rejected = 0;    ///< rr
-  R len_chosen = 1;      ///< Lc: completion tokens of y_w (used by ipo, ln_dpo, simpo, orpo, sft)
-  R len_rejected = 1;    ///< Lr
+  R policy_chosen = 0;        ///< pc: Σ log πθ(y_w) (WRPO: the *target* chosen y_wt)
+  R policy_rejected = 0;      ///< pr: Σ log πθ(y_l)
+  R ref_chosen = 0;           ///< rc: Σ log πref(y_w) (0 for reference-free losses)
+  R ref_rejected = 0;         ///< rr
+  R len_chosen = 1;           ///< Lc: completion tokens of y_w (used by ipo, ln_dpo, simpo, orpo, sft)
+  R len_rejected = 1;         ///< Lr
   R policy_source_chosen = 0; ///< ps: WRPO source chosen y_ws (ignored by the other losses)
   R ref_source_chosen = 0;    ///< rs: WRPO
 };
@@ -41,11 +41,11 @@ template <class R> struct pair_logps {
 /// Per-pair loss value, gradient w.r.t. the summed policy log-probs, and logged rewards.
 template <class R> struct pair_result {
   R loss = 0;
-  R d_chosen = 0;        ///< ∂loss/∂policy_chosen
-  R d_rejected = 0;      ///< ∂loss/∂policy_rejected
-  R d_source_chosen = 0; ///< ∂loss/∂policy_source_chosen (WRPO only, else 0)
-  R reward_chosen = 0;   ///< TRL `rewards/chosen` contribution (WRPO: β·r_w)
-  R reward_rejected = 0; ///< TRL `rewards/rejected` contribution
+  R d_chosen = 0;             ///< ∂loss/∂policy_chosen
+  R d_rejected = 0;           ///< ∂loss/∂policy_rejected
+  R d_source_chosen = 0;      ///< ∂loss/∂policy_source_chosen (WRPO only, else 0)
+  R reward_chosen = 0;        ///< TRL `rewards/chosen` contribution (WRPO: β·r_w)
+  R reward_rejected = 0;      ///< TRL `rewards/rejected` contribution
   R reward_source_chosen = 0; ///< WRPO β·r_s (else 0)
   R reward_target_chosen = 0; ///< WRPO β·r_t (else 0)
 };
@@ -54,14 +54,11 @@ namespace detail {
 
 /// Loss −(1−ε)logσ(z) − ε logσ(−z) (cDPO / TRL ≤0.28 `sigmoid`, CPO, SimPO, WRPO code) and its
 /// derivative w.r.t. z, kept in the σ(−z) form (no 1−σ(z) cancellation).
-template <class R> struct smoothed_sigmoid {
-  R value, dz;
-};
+template <class R> struct smoothed_sigmoid { R value, dz; };
 template <class R> FUSEKIT_HOST_DEVICE inline smoothed_sigmoid<R> smoothed_sigmoid_loss(R z, R eps) noexcept {
   if (eps == R(0))
     return {-log_sigmoid(z), -sigmoid(-z)};
-  return {-(R(1) - eps) * log_sigmoid(z) - eps * log_sigmoid(-z),
-          -(R(1) - eps) * sigmoid(-z) + eps * sigmoid(z)};
+  return {-(R(1) - eps) * log_sigmoid(z) - eps * log_sigmoid(-z), -(R(1) - eps) * sigmoid(-z) + eps * sigmoid(z)};
 }
 
 template <class R> FUSEKIT_HOST_DEVICE inline R dsigmoid(R x) noexcept { return sigmoid(x) * sigmoid(-x); }
@@ -70,8 +67,7 @@ inline void expect_positive(double v, const char* loss, const char* param) {
   FUSEKIT_EXPECTS(v > 0 && std::isfinite(v), invalid_argument,
                   std::string(loss) + ": " + param + " must be positive and finite, got " + std::to_string(v));
 }
-inline void expect_in(double v, double lo, double hi, bool lo_open, bool hi_open, const char* loss,
-                      const char* param) {
+inline void expect_in(double v, double lo, double hi, bool lo_open, bool hi_open, const char* loss, const char* param) {
   const bool ok = (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
   FUSEKIT_EXPECTS(ok, invalid_argument,
                   std::string(loss) + ": " + param + " must be in " + (lo_open ? "(" : "[") + std::to_string(lo) +

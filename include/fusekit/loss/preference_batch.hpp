@@ -167,8 +167,8 @@ template <class... Ls> struct pref_traits<combined<Ls...>> {
 
 /// Batch context for batch-coupled terms (sft with batch_token_mean).
 struct pref_context {
-  double inv_batch = 1;        ///< 1/B
-  double sum_len_chosen = 1;   ///< Σ Lc over the batch
+  double inv_batch = 1;      ///< 1/B
+  double sum_len_chosen = 1; ///< Σ Lc over the batch
 };
 
 template <class L> pair_result<double> batch_term(const L& l, const pair_logps<double>& p, const pref_context& c) {
@@ -227,9 +227,9 @@ template <class V> inline void check_len(const V& v, std::int64_t b, const char*
 /// mismatches, missing inputs the loss needs, non-finite inputs (naming the field and pair index) and
 /// out-of-domain parameters; an empty batch (B = 0) throws too, since its mean is undefined.
 template <class Policy, class L, class T>
-  requires preference_loss_type<L>
-preference_metrics preference_loss(const Policy& policy, const L& loss, const preference_batch<T>& in,
-                                   const preference_outputs<T>& out = {}) {
+requires preference_loss_type<L> preference_metrics preference_loss(const Policy& policy, const L& loss,
+                                                                    const preference_batch<T>& in,
+                                                                    const preference_outputs<T>& out = {}) {
   using traits = detail::pref_traits<L>;
   loss.validate();
   const std::int64_t B = in.policy_chosen.extent(0);
@@ -281,11 +281,11 @@ preference_metrics preference_loss(const Policy& policy, const L& loss, const pr
   double sum_len = 0;
   for (std::int64_t i = 0; i < B; ++i) {
     const pair_logps<double> p = pair_at(i);
-    const double fields[] = {p.policy_chosen, p.policy_rejected, p.ref_chosen, p.ref_rejected,
+    const double fields[] = {p.policy_chosen, p.policy_rejected, p.ref_chosen,           p.ref_rejected,
                              p.len_chosen,    p.len_rejected,    p.policy_source_chosen, p.ref_source_chosen};
-    static constexpr const char* names[] = {"policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected",
-                                            "len_chosen",    "len_rejected",    "policy_source_chosen",
-                                            "ref_source_chosen"};
+    static constexpr const char* names[] = {"policy_chosen",        "policy_rejected",  "ref_chosen",
+                                            "ref_rejected",         "len_chosen",       "len_rejected",
+                                            "policy_source_chosen", "ref_source_chosen"};
     for (int k = 0; k < 8; ++k)
       FUSEKIT_EXPECTS(std::isfinite(fields[k]), invalid_argument,
                       std::string("preference_loss(") + std::string(L::name) + "): " + names[k] + "[" +

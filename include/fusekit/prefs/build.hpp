@@ -42,9 +42,9 @@ namespace fusekit::prefs {
 
 /// One sampled response.
 struct sample {
-  std::string source;          ///< model that produced it
+  std::string source; ///< model that produced it
   std::string response;
-  double reward = 0;           ///< reward-model score
+  double reward = 0;             ///< reward-model score
   std::optional<bool> correct{}; ///< verified correctness (math/code), if known
 };
 
@@ -67,25 +67,24 @@ struct wrpo_record {
   std::string prompt_id, prompt;
   std::string source_chosen, source_chosen_source; ///< y_ws and the model it came from
   double source_chosen_reward = 0;
-  std::string target_chosen, rejected;             ///< y_wt, y_l (from the target model)
+  std::string target_chosen, rejected; ///< y_wt, y_l (from the target model)
   double target_chosen_reward = 0, rejected_reward = 0;
 };
 
 /// Options (CLI flags in parentheses).
 struct build_options {
-  double gap_min = 0.01;      ///< (--gap-min) inclusive lower bound of chosen − rejected reward
-  double gap_max = 0.1;       ///< (--gap-max) inclusive upper bound
-  double sft_fraction = 0.4;  ///< (--sft-fraction) share of prompts for SFT; the rest for DPO/WRPO
-  std::uint64_t seed = 0;     ///< (--seed) split seed
+  double gap_min = 0.01;                      ///< (--gap-min) inclusive lower bound of chosen − rejected reward
+  double gap_max = 0.1;                       ///< (--gap-max) inclusive upper bound
+  double sft_fraction = 0.4;                  ///< (--sft-fraction) share of prompts for SFT; the rest for DPO/WRPO
+  std::uint64_t seed = 0;                     ///< (--seed) split seed
   std::optional<std::string> target_source{}; ///< (--target-source) WRPO target model name
-  bool all_pairs = false;           ///< (--all-pairs) one DPO pair per qualifying source
-  bool split_before_filter = false; ///< (--split-before-filter)
+  bool all_pairs = false;                     ///< (--all-pairs) one DPO pair per qualifying source
+  bool split_before_filter = false;           ///< (--split-before-filter)
 
   void validate() const {
-    FUSEKIT_EXPECTS(std::isfinite(gap_min) && std::isfinite(gap_max) && gap_min >= 0 && gap_min <= gap_max,
-                    invalid_argument,
-                    "prefs: need 0 <= gap-min <= gap-max, got " + std::to_string(gap_min) + " and " +
-                        std::to_string(gap_max));
+    FUSEKIT_EXPECTS(
+        std::isfinite(gap_min) && std::isfinite(gap_max) && gap_min >= 0 && gap_min <= gap_max, invalid_argument,
+        "prefs: need 0 <= gap-min <= gap-max, got " + std::to_string(gap_min) + " and " + std::to_string(gap_max));
     FUSEKIT_EXPECTS(sft_fraction >= 0 && sft_fraction <= 1, invalid_argument,
                     "prefs: sft-fraction must be in [0, 1], got " + std::to_string(sft_fraction));
     FUSEKIT_EXPECTS(!target_source || !target_source->empty(), invalid_argument,
@@ -95,12 +94,12 @@ struct build_options {
 
 /// Why a prompt produced no record on its side.
 enum class drop_reason : int {
-  no_samples = 0,       ///< the prompt has no samples
-  no_eligible_chosen,   ///< no sample may be chosen (all incorrect)
-  no_pair,              ///< no source has two distinct samples that can form a pair
-  gap_below_min,        ///< best same-source gap is below gap_min
-  gap_above_max,        ///< every same-source gap with a pair is above gap_max
-  no_target_pair,       ///< WRPO: fewer than two usable target samples, or r(y_wt) <= r(y_l)
+  no_samples = 0,     ///< the prompt has no samples
+  no_eligible_chosen, ///< no sample may be chosen (all incorrect)
+  no_pair,            ///< no source has two distinct samples that can form a pair
+  gap_below_min,      ///< best same-source gap is below gap_min
+  gap_above_max,      ///< every same-source gap with a pair is above gap_max
+  no_target_pair,     ///< WRPO: fewer than two usable target samples, or r(y_wt) <= r(y_l)
   count_
 };
 inline constexpr std::array<std::string_view, static_cast<int>(drop_reason::count_)> drop_reason_names{
@@ -108,13 +107,13 @@ inline constexpr std::array<std::string_view, static_cast<int>(drop_reason::coun
 
 /// Counts written beside the records.
 struct build_summary {
-  std::int64_t prompts = 0;        ///< prompts read
-  std::int64_t sft_side = 0;       ///< prompts assigned to SFT by the split
-  std::int64_t dpo_side = 0;       ///< prompts assigned to DPO/WRPO
+  std::int64_t prompts = 0;  ///< prompts read
+  std::int64_t sft_side = 0; ///< prompts assigned to SFT by the split
+  std::int64_t dpo_side = 0; ///< prompts assigned to DPO/WRPO
   std::int64_t sft_records = 0;
   std::int64_t dpo_records = 0;
   std::int64_t wrpo_records = 0;
-  std::int64_t dropped = 0;        ///< prompts that produced no record at all
+  std::int64_t dropped = 0;                                                  ///< prompts that produced no record at all
   std::array<std::int64_t, static_cast<int>(drop_reason::count_)> reasons{}; ///< per first failing rule
 };
 
@@ -208,7 +207,8 @@ inline prompt_choice choose(const prompt_samples& p, const build_options& opt) {
   bool any_pair = false, any_below = false;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const std::string& src = order[k];
-    const std::int64_t ci = detail::best_of(v, [&](const sample& s) { return s.source == src && detail::may_choose(s); });
+    const std::int64_t ci =
+        detail::best_of(v, [&](const sample& s) { return s.source == src && detail::may_choose(s); });
     if (ci < 0)
       continue;
     // rejected: lowest reward among rejectable samples other than the chosen one
@@ -261,8 +261,8 @@ inline prompt_choice choose(const prompt_samples& p, const build_options& opt) {
       const sample& ws = v[static_cast<std::size_t>(best)];
       const sample& wt = v[static_cast<std::size_t>(tc)];
       const sample& l = v[static_cast<std::size_t>(tl)];
-      c.wrpo = wrpo_record{p.prompt_id, p.prompt, ws.response, ws.source, ws.reward,
-                           wt.response, l.response, wt.reward, l.reward};
+      c.wrpo = wrpo_record{p.prompt_id, p.prompt,   ws.response, ws.source, ws.reward,
+                           wt.response, l.response, wt.reward,   l.reward};
     }
   }
   return c;

@@ -43,14 +43,15 @@ inline std::string get_string(const nlohmann::json& o, const char* key, const st
     return it->get<std::string>();
   if (allow_int && it->is_number_integer())
     return std::to_string(it->get<std::int64_t>());
-  bad_field(where, line, field, std::string("expected a string") + (allow_int ? " or an integer" : "") + ", got " +
-                                    show(*it));
+  bad_field(where, line, field,
+            std::string("expected a string") + (allow_int ? " or an integer" : "") + ", got " + show(*it));
 }
 
 } // namespace detail
 
 /// Parses one input line (already known to be non-blank). `where` names the file in messages.
-inline prompt_samples parse_prompt_line(const std::string& text, std::int64_t line, const std::string& where = "input") {
+inline prompt_samples parse_prompt_line(const std::string& text, std::int64_t line,
+                                        const std::string& where = "input") {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -115,12 +116,19 @@ inline std::vector<prompt_samples> read_prompts_file(const std::string& path) {
 }
 
 inline nlohmann::json to_json(const sft_record& r) {
-  return {{"prompt_id", r.prompt_id}, {"prompt", r.prompt}, {"response", r.response}, {"source", r.source},
+  return {{"prompt_id", r.prompt_id},
+          {"prompt", r.prompt},
+          {"response", r.response},
+          {"source", r.source},
           {"reward", r.reward}};
 }
 inline nlohmann::json to_json(const dpo_record& r) {
-  return {{"prompt_id", r.prompt_id}, {"prompt", r.prompt},   {"chosen", r.chosen},
-          {"rejected", r.rejected},   {"source", r.source},   {"chosen_reward", r.chosen_reward},
+  return {{"prompt_id", r.prompt_id},
+          {"prompt", r.prompt},
+          {"chosen", r.chosen},
+          {"rejected", r.rejected},
+          {"source", r.source},
+          {"chosen_reward", r.chosen_reward},
           {"rejected_reward", r.rejected_reward}};
 }
 /// WRPO record: `chosen` = [y_ws, y_wt] and `rejected` = [y_l] as SLIT-AI/WRPO stores them, plus the

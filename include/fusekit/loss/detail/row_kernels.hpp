@@ -38,16 +38,17 @@ FUSEKIT_FORCEINLINE float fp16_bits_to_float(std::uint16_t h) noexcept {
   const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
   const std::uint32_t em = static_cast<std::uint32_t>(h) & 0x7fffu;
   const std::uint32_t exp = em & 0x7c00u;
-  const std::uint32_t normal = (em << 13) + (112u << 23);                      // rebias 15 → 127
+  const std::uint32_t normal = (em << 13) + (112u << 23);                       // rebias 15 → 127
   const float sub = std::bit_cast<float>((113u << 23) | ((em & 0x03ffu) << 13)) // 2^-14·(1 + m/1024)
-                    - std::bit_cast<float>(113u << 23);                        // − 2^-14 = m·2^-24
-  const std::uint32_t special = 0x7f800000u | ((em & 0x03ffu) << 13);          // inf / NaN
+                    - std::bit_cast<float>(113u << 23);                         // − 2^-14 = m·2^-24
+  const std::uint32_t special = 0x7f800000u | ((em & 0x03ffu) << 13);           // inf / NaN
   const std::uint32_t bits = exp == 0x7c00u ? special : (exp == 0 ? std::bit_cast<std::uint32_t>(sub) : normal);
   return std::bit_cast<float>(bits | sign);
 }
 
 /// Widens n elements (stride s) into buf.
-template <class T, class C> FUSEKIT_FORCEINLINE void load_block(const T* p, std::int64_t s, C* buf, std::int64_t n) noexcept {
+template <class T, class C>
+FUSEKIT_FORCEINLINE void load_block(const T* p, std::int64_t s, C* buf, std::int64_t n) noexcept {
   if constexpr (std::is_same_v<std::remove_cv_t<T>, bf16>) {
     const std::uint16_t* q = reinterpret_cast<const std::uint16_t*>(p);
     if (s == 1) {
@@ -220,13 +221,13 @@ template <class C> struct topk_state {
 /// What one forward pass over a row produced.
 template <class C> struct row_stats {
   C max = -std::numeric_limits<C>::infinity();
-  C sumexp = 0;   ///< Σ e^{z−max}
-  C lse = 0;      ///< max + log(sumexp)
+  C sumexp = 0; ///< Σ e^{z−max}
+  C lse = 0;    ///< max + log(sumexp)
   C label_logit = 0;
-  C entropy = 0;  ///< −Σ p log p (when requested)
+  C entropy = 0; ///< −Σ p log p (when requested)
   C logit_sum = 0;
   std::int64_t argmax = -1; ///< first index of the maximum (when requested)
-  C gathered = 0; ///< Σ w_i z_{id_i} for a sparse gather (fusion loss)
+  C gathered = 0;           ///< Σ w_i z_{id_i} for a sparse gather (fusion loss)
 };
 
 /// Flags selecting the optional statistics of row_forward.
@@ -385,16 +386,18 @@ FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int
   return s;
 }
 
-/// Loss-and-gradient for a row whose gradient goes to a contiguous float row `out` (which may be the
-/// logits themselves): one exp per element instead of two. Pass 1 streams the row once (online
-/// log-sum-exp over blocks) and parks e^{z − m_b} in `out` together with each block's running max
-/// m_b; pass 2 (from cache) turns it into c·softmax − g_label·onehot − Σ sparse_scale·w_i·onehot(id_i)
-/// by a per-block scale. Returns the row's statistics (lse, label logit). The caller must have
-/// gathered any logits it needs at other positions before (the row may be overwritten).
-template <class T, class I, class W>
-row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, float* out, std::int64_t V, std::int64_t label,
-                                     float c, float g_label, const I* sparse_ids, const W* sparse_w,
-                                     std::int64_t nsparse, float sparse_scale) noexcept {
+/// Loss-and-gradient for one row with one exp per element instead of two. Pass 1 streams the row
+/// once (online log-sum-exp over blocks) and parks e^{z − m_b} in the float row `park` together with
+/// each block's running max m_b; pass 2 (from cache) turns it into
+/// c·softmax − g_label·onehot − Σ sparse_scale·w_i·onehot(id_i) by a per-block scale and writes it to
+/// `out` (any element type and stride). `park` may be `out` itself when that is a contiguous float
+/// row, which may in turn be the logits (in place). Returns the row's statistics (lse, label logit).
+/// The caller must have gathered any logits it needs at other positions before (the row may be
+/// overwritten).
+template <class T, class O, class I, class W>
+row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, float* park,
+                                     std::int64_t V, std::int64_t label, float c, float g_label, const I* sparse_ids,
+                                     const W* sparse_w, std::int64_t nsparse, float sparse_scale) noexcept {
   alignas(64) float buf[row_block];
   float bmax[fused_max_blocks];
   constexpr float ninf = -std::numeric_limits<float>::infinity();
@@ -421,10 +424,10 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, float* out,
     }
     bmax[nb] = m;
     if (m != ninf)
-      sum += block_store_exp(src, out + b, n, m);
+      sum += block_store_exp(src, park + b, n, m);
     else
       for (std::int64_t j = 0; j < n; ++j)
-        out[b + j] = 0.0f;
+        park[b + j] = 0.0f;
   }
   row_stats<float> r;
   r.max = m;
@@ -437,7 +440,7 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, float* out,
   for (std::int64_t b = 0; b < V; b += row_block, ++nb) {
     const std::int64_t n = std::min(row_block, V - b);
     const float f = bmax[nb] == ninf ? 0.0f : c * std::exp(bmax[nb] - r.lse);
-    float* o = out + b;
+    float* o = park + b;
     FUSEKIT_LOSS_SIMD
     for (std::int64_t j = 0; j < n; ++j)
       o[j] *= f;
@@ -448,6 +451,8 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, float* out,
       if (id >= b && id < b + n)
         o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
     }
+    if (static_cast<void*>(o) != static_cast<void*>(out + b * s_out))
+      store_block(out + b * s_out, s_out, o, n, false);
   }
   return r;
 }
