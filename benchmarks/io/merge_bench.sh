@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # merge_bench.sh [FUSEKIT] [WORK_DIR] [THREADS]
-# End-to-end `fusekit merge` benchmark on a multi-GB bf16 checkpoint set: 3 Llama-shaped models of
-# ~2.0 GB (base, math, code; code in 3 shards), TIES over all tensors. Measures wall time and peak RSS
+# End-to-end `fusekit merge` benchmark on a multi-GB bf16 checkpoint set: 3 models of TinyLlama-1.1B's
+# shape, 2.2 GB each (base and two dense fine-tunes, one in shards), TIES over all tensors. Measures wall time and peak RSS
 # (/usr/bin/time -v) of the merge and, as the physical bound, reading the same input files from the page
 # cache (`cat > /dev/null`, after a warm-up read). Deletes the multi-GB files at the end.
 # Defaults: FUSEKIT=build-test/bin/fusekit, WORK_DIR=/tmp/fusekit-merge-bench, THREADS=2.
@@ -15,7 +15,7 @@ rm -rf "$work"; mkdir -p "$work"; cd "$work"
 trap 'rm -rf "$work/demo" "$work/out"' EXIT
 
 echo "== generating 3 x ~2 GB bf16 checkpoints"
-/usr/bin/time -f "generate: %e s" "$fk" demo-checkpoints demo --preset bench --models base,math,code >/dev/null
+/usr/bin/time -f "generate: %e s" "$fk" demo-checkpoints demo --preset bench --dense --models base,math,code >/dev/null
 cat > ties.yml <<'YML'
 merge_method: ties
 base_model: demo/base
@@ -26,18 +26,23 @@ models:
     parameters: {weight: 0.5, density: 0.4}
 parameters: {normalize: true}
 YML
-in_bytes=$(find demo -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+in_bytes=$(find demo -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
 sync
 echo "== page-cache read bound (cat > /dev/null, warm)"
 cat demo/*/*.safetensors >/dev/null
 t0=$(date +%s.%N); cat demo/*/*.safetensors >/dev/null; t1=$(date +%s.%N)
 read_s=$(echo "$t1 - $t0" | bc -l)
+for m in task_arithmetic; do
+  sed "s/merge_method: ties/merge_method: $m/" ties.yml >$m.yml
+  /usr/bin/time -f "$m -j$threads: %e s wall, %M KB peak RSS" "$fk" merge $m.yml out --threads "$threads" --quiet >/dev/null
+  rm -rf out
+done
 echo "== fusekit merge (TIES, --threads $threads)"
 /usr/bin/time -v "$fk" merge ties.yml out --threads "$threads" --quiet 2>time.txt >merge.txt || { cat time.txt; exit 1; }
 cat merge.txt
 wall=$(grep 'Elapsed (wall clock)' time.txt | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
 rss_kb=$(grep 'Maximum resident set size' time.txt | awk '{print $NF}')
-out_bytes=$(find out -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+out_bytes=$(find out -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
 printf '\n| input | output | cat (page cache) | fusekit merge ties -j%s | ratio | peak RSS | RSS / input |\n' "$threads"
 printf '|---|---|---|---|---|---|---|\n'
 printf '| %.2f GB | %.2f GB | %.2f s (%.2f GB/s) | %.2f s (%.2f GB/s in) | %.2fx | %.0f MB | %.1f%% |\n' \

@@ -1,10 +1,11 @@
 // `fusekit demo-checkpoints OUT_DIR [--preset tiny|bench] [--models base,math,...] [--layers N] ...`
 // Writes deterministic Llama-shaped bf16 checkpoints for tests, the README's main job and benchmarks:
-//   base/  untied (lm_head.weight stored), single file
-//   math/  base + sparse deltas on attention rows, single file
-//   code/  base + sparse deltas on MLP rows (signs conflicting with math on shared rows), in shards
-//   chat/  base + sparse deltas, tied head (no lm_head.weight, tie_word_embeddings: true)
-//   wide/  base + sparse deltas, vocabulary larger by 8 rows (added tokens)
+//   base/  tied embeddings (no lm_head.weight, tie_word_embeddings: true), single file
+//   math/  base + sparse deltas on attention rows, tied, single file
+//   code/  base + sparse deltas on MLP rows, untied: its lm_head.weight = the base embedding + a delta
+//          (a fine-tune that untied the head), in shards
+//   chat/  base + sparse deltas on embedding rows, tied
+//   wide/  base + sparse deltas, untied, vocabulary larger by 8 rows (added tokens)
 // Each folder also gets config.json (LlamaForCausalLM) and small tokenizer files. Values are a pure
 // function of (seed, model, tensor name, element index), so every run writes identical bytes.
 #include <CLI/CLI.hpp>
@@ -43,6 +44,7 @@ struct demo_args {
   std::uint64_t seed = 2024;
   std::string shard_size;
   bool allow_overwrite = false;
+  bool dense = false;
   int threads = 0;
 };
 
@@ -61,7 +63,8 @@ float unit(std::uint64_t h) noexcept { return static_cast<float>(h >> 40) * (1.0
 struct tensor_def {
   std::string name;
   std::vector<std::int64_t> shape;
-  bool norm = false; // RMSNorm weight: around 1
+  bool norm = false;      // RMSNorm weight: around 1
+  std::string value_key;  // name whose base values this tensor starts from (lm_head: the embedding)
 };
 
 std::vector<tensor_def> llama_tensors(const shape_cfg& s, int vocab, bool with_head) {
@@ -82,7 +85,7 @@ std::vector<tensor_def> llama_tensors(const shape_cfg& s, int vocab, bool with_h
   }
   t.push_back({"model.norm.weight", {H}, true});
   if (with_head)
-    t.push_back({"lm_head.weight", {vocab, H}});
+    t.push_back({"lm_head.weight", {vocab, H}, false, "model.embed_tokens.weight"});
   return t;
 }
 
@@ -107,7 +110,8 @@ finetune_style style_of(const std::string& m) {
 
 void fill(const tensor_def& t, std::int64_t base_vocab, const finetune_style& st, std::uint64_t seed, bf16* out,
           const exec::parallel_policy& pol) {
-  const std::uint64_t key = rng::stream_id(t.name) ^ mix(seed);
+  const std::uint64_t key = rng::stream_id(t.value_key.empty() ? t.name : t.value_key) ^ mix(seed);
+  const std::uint64_t dkey = rng::stream_id(t.name); // deltas differ between a head and its embedding
   const std::int64_t rows = t.shape[0];
   const std::int64_t cols = t.shape.size() > 1 ? t.shape[1] : 1;
   const bool focus = st.focus[0] != '\0' && t.name.find(st.focus) != std::string::npos;
@@ -116,14 +120,14 @@ void fill(const tensor_def& t, std::int64_t base_vocab, const finetune_style& st
     // Rows past the base vocabulary (added tokens) get fresh values keyed by the model.
     const bool added = t.shape.size() == 2 && r >= base_vocab && t.name.find("layers") == std::string::npos;
     const std::uint64_t rkey = mix(key ^ static_cast<std::uint64_t>(r) * 0x100000001b3ull);
-    const bool row_hit = st.id != 0 && unit(mix(rkey ^ (st.id * 0x51ed27u))) * 0.5 + 0.5 < row_p;
+    const bool row_hit = st.id != 0 && unit(mix(rkey ^ dkey ^ (st.id * 0x51ed27u))) * 0.5 + 0.5 < row_p;
     for (std::int64_t c = 0; c < cols; ++c) {
       const std::uint64_t h = mix(rkey + static_cast<std::uint64_t>(c));
       float v = t.norm ? 1.0f + 0.05f * unit(h) : 0.035f * unit(h);
       if (added)
         v = 0.035f * unit(mix(h ^ (st.id + 77)));
       if (st.id != 0) {
-        const std::uint64_t d = mix(h ^ (st.id * 0x9e3779b97f4a7c15ull));
+        const std::uint64_t d = mix(h ^ dkey ^ (st.id * 0x9e3779b97f4a7c15ull));
         const bool el_hit = unit(mix(d)) * 0.5f + 0.5f < st.element_fraction;
         if (row_hit || el_hit)
           v += st.amplitude * unit(d) * (t.norm ? 5.0f : 1.0f);
@@ -140,9 +144,13 @@ void write_json(const fs::path& p, const nlohmann::json& j) {
 }
 
 void write_model(const fs::path& dir, const std::string& name, const shape_cfg& s, std::uint64_t seed,
-                 std::uint64_t shard_bytes, const exec::parallel_policy& pol) {
-  const finetune_style st = style_of(name);
-  const bool tied = name == "chat";
+                 std::uint64_t shard_bytes, bool dense, const exec::parallel_policy& pol) {
+  finetune_style st = style_of(name);
+  if (dense && st.id != 0) { // a full fine-tune: every element moves a little, some rows a lot
+    st.element_fraction = 1.0;
+    st.amplitude = 0.002f;
+  }
+  const bool tied = name != "code" && name != "wide";
   const int vocab = name == "wide" ? s.vocab + 8 : s.vocab;
   const auto defs = llama_tensors(s, vocab, !tied);
   std::vector<planned_tensor> plan;
@@ -202,7 +210,7 @@ int run_demo(const demo_args& a) {
   shape_cfg s{64, 176, 4, 256, 4, 2};
   std::uint64_t shard = 5'000'000'000ull;
   if (a.preset == "bench") {
-    s = {2048, 5632, 17, 32000, 16, 16}; // ~2.0 GB of bf16 per model
+    s = {2048, 5632, 22, 32000, 32, 4}; // TinyLlama-1.1B's shape: 2.2 GB of bf16 per model
   } else if (a.preset != "tiny") {
     throw_error(errc::invalid_argument, "--preset must be tiny or bench, got '" + a.preset + "'");
   }
@@ -240,7 +248,7 @@ int run_demo(const demo_args& a) {
       }
       sb = total / 3 + 1;
     }
-    write_model(dir, m, s, a.seed, sb, pol);
+    write_model(dir, m, s, a.seed, sb, a.dense, pol);
     std::cout << "wrote " << dir.string() << "\n";
   }
   return 0;
@@ -253,7 +261,7 @@ void register_demo_checkpoints(CLI::App& app) {
   auto a = std::make_shared<demo_args>();
   auto* d = app.add_subcommand("demo-checkpoints", "write deterministic Llama-shaped bf16 demo checkpoints (base + fine-tunes)");
   d->add_option("out_dir", a->out_dir, "folder receiving one sub-folder per model")->required();
-  d->add_option("--preset", a->preset, "tiny (KB, for tests) or bench (~2 GB per model)")->capture_default_str();
+  d->add_option("--preset", a->preset, "tiny (KB, for tests) or bench (TinyLlama-1.1B shape, 2.2 GB per model)")->capture_default_str();
   d->add_option("--models", a->models, "comma-separated models: base, math, code (sharded), chat (tied), wide (+8 vocab rows), or any name")
       ->capture_default_str();
   d->add_option("--hidden", a->hidden, "hidden size (overrides the preset)");
@@ -265,6 +273,7 @@ void register_demo_checkpoints(CLI::App& app) {
   d->add_option("--seed", a->seed, "seed of the values")->capture_default_str();
   d->add_option("--shard-size", a->shard_size, "bytes per shard for every model (default: code in 3 shards, others single)");
   d->add_option("--threads", a->threads, "generator threads (0 = all)");
+  d->add_flag("--dense", a->dense, "fine-tunes change every element a little (a full fine-tune) instead of sparse rows");
   d->add_flag("--allow-overwrite", a->allow_overwrite, "replace existing demo models");
   d->callback([a]() {
     const int rc = run_demo(*a);

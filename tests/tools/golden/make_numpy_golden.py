@@ -144,6 +144,14 @@ def source(models, m, name):
     raise KeyError(f"{m}: {name}")
 
 
+def output_names(models, base, srcs):
+    """The base's tensors, plus lm_head.weight when the base is tied and some input stores a head."""
+    names = list(base)
+    if "lm_head.weight" not in base and any("lm_head.weight" in models[s] for s in srcs):
+        names.append("lm_head.weight")
+    return names
+
+
 def layer_t(j, n):
     return j / (n - 1) if n > 1 else 1.0
 
@@ -155,13 +163,13 @@ def case_ties(models):
     srcs = [("math", {"weight": [0.6, 0.4], "density": 0.5}),
             ("code", {"weight": [{"filter": "mlp", "value": 0.7}, {"value": 0.3}], "density": [0.8, 0.4]}),
             ("chat", {"weight": 0.3, "density": 0.3})]
-    for name in base:
+    for name in output_names(models, base, [s for s, _ in srcs]):
         m = LAYER.match(name)
         t = layer_t(int(m.group(2)), n) if m else 0.0
         xs = [source(models, s, name) for s, _ in srcs]
         w = [lookup("weight", [p], name, t) for _, p in srcs]
         d = [lookup("density", [p], name, t, 1.0) for _, p in srcs]
-        out[name] = ties(base[name], xs, w, d, 0.9)
+        out[name] = ties(source(models, "base", name), xs, w, d, 0.9)
     return out
 
 
@@ -171,7 +179,7 @@ def case_linear(models):
     out = {}
     srcs = [("base", {"weight": 0.5}), ("wide", {"weight": 0.3}),
             ("math", {"weight": [{"filter": "self_attn", "value": [0.1, 0.3]}, {"value": 0.2}]})]
-    for name in base:
+    for name in output_names(models, base, [s for s, _ in srcs]):
         m = LAYER.match(name)
         t = layer_t(int(m.group(2)), n) if m else 0.0
         xs = [source(models, s, name) for s, _ in srcs]
@@ -208,7 +216,7 @@ def case_slices(models):
                     xs.append(source(models, mod, iname))
                     ws.append(lookup("weight", [p, sl["params"], top], iname, t))
                 out[oname] = task_arithmetic(b, xs, ws, lam)
-    for name in base:
+    for name in output_names(models, base, [s for s, _, _ in slices[-1]["src"]]):
         if LAYER.match(name):
             continue
         sl = slices[0] if "embed" in name else slices[-1]
@@ -216,7 +224,7 @@ def case_slices(models):
         for mod, _, p in sl["src"][1:]:
             xs.append(source(models, mod, name))
             ws.append(lookup("weight", [p, sl["params"], top], name, 0.0))
-        out[name] = task_arithmetic(base[name], xs, ws, lam)
+        out[name] = task_arithmetic(source(models, "base", name), xs, ws, lam)
     return out
 
 
