@@ -6,7 +6,7 @@
 /// Include it after (or instead of) the host headers you use; together with <fusekit/fusekit.hpp> it gives the
 /// whole library. It includes only what the CUDA parts need, to keep nvcc compile times down.
 #if !defined(__CUDACC__)
-#error "fusekit/cuda.cuh must be compiled by a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
+#error "fusekit/cuda.cuh needs a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
 #endif
 #pragma once
 

@@ -203,10 +203,10 @@ BOOST_AUTO_TEST_CASE(merge_matches_fusekit_types_bit_for_bit) {
     x[i] = element_traits<Eigen::bfloat16>::from_fusekit(fx[i]);
     y[i] = element_traits<Eigen::bfloat16>::from_fusekit(fy[i]);
   }
-  std::array<merge_input<view_t<decltype(x)&>>, 2> in{{{.tensor = as_view(x), .weight = 2.f},
-                                                      {.tensor = as_view(y), .weight = -0.5f}}};
-  std::array<merge_input<vector_view<bf16>>, 2> fin{{{.tensor = host_view(fx.data(), n), .weight = 2.f},
-                                                    {.tensor = host_view(fy.data(), n), .weight = -0.5f}}};
+  std::array<merge_input<view_t<decltype(x)&>>, 2> in{
+      {{.tensor = as_view(x), .weight = 2.f}, {.tensor = as_view(y), .weight = -0.5f}}};
+  std::array<merge_input<vector_view<bf16>>, 2> fin{
+      {{.tensor = host_view(fx.data(), n), .weight = 2.f}, {.tensor = host_view(fy.data(), n), .weight = -0.5f}}};
   merge(exec::seq, linear{.normalize = false}, out, no_base, in);
   merge(exec::seq, linear{.normalize = false}, host_view(fout.data(), n), no_base, fin);
   for (int i = 0; i < n; ++i)

@@ -14,7 +14,8 @@ int main() {
   for (std::size_t i = 0; i < out.size(); ++i) {
     const float expect = (a[i] + 3.0f * b[i]) / 4.0f;
     if (static_cast<float>(out[i]) != expect) {
-      std::printf("consumer: out[%zu] = %g, expected %g\n", i, static_cast<double>(out[i]), static_cast<double>(expect));
+      std::printf("consumer: out[%zu] = %g, expected %g\n", i, static_cast<double>(out[i]),
+                  static_cast<double>(expect));
       return 1;
     }
   }

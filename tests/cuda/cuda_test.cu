@@ -29,8 +29,8 @@ static_assert(!exec::runs_on<exec::cuda_policy, strided_view<float, 1, host_spac
 // Thrust's CUDA system: device_vector views and thrust_policy{thrust::device} live in device memory.
 static_assert(std::is_same_v<view_t<thrust::device_vector<float>&>, strided_view<float, 1, device_space>>);
 static_assert(std::is_same_v<view_t<thrust::universal_vector<bf16>&>, strided_view<bf16, 1, managed_space>>);
-static_assert(std::is_same_v<exec::thrust_policy<std::remove_cvref_t<decltype(thrust::device)>>::space_type,
-                             device_space>);
+static_assert(
+    std::is_same_v<exec::thrust_policy<std::remove_cvref_t<decltype(thrust::device)>>::space_type, device_space>);
 static_assert(exec::cuda_thrust_policy<exec::thrust_policy<std::remove_cvref_t<decltype(thrust::device)>>>);
 static_assert(element<__nv_bfloat16> && element<__half> && std::is_same_v<compute_t<__nv_bfloat16>, float>);
 
@@ -156,7 +156,8 @@ BOOST_AUTO_TEST_CASE(segmented_reduce_rows_match_host_order) {
     float acc = 0.0f;
     for (std::int64_t c = 0; c < cols; ++c)
       acc += x[static_cast<std::size_t>(r * cols + c)];
-    BOOST_REQUIRE_EQUAL(std::bit_cast<std::uint32_t>(got[static_cast<std::size_t>(r)]), std::bit_cast<std::uint32_t>(acc));
+    BOOST_REQUIRE_EQUAL(std::bit_cast<std::uint32_t>(got[static_cast<std::size_t>(r)]),
+                        std::bit_cast<std::uint32_t>(acc));
   }
 }
 
@@ -174,8 +175,8 @@ template <class T> void merges_match_host(std::int64_t rows, std::int64_t cols, 
   device_buffer<T> db(hb), d0(hx[0]), d1(hx[1]), d2(hx[2]);
   const std::array<std::int64_t, 2> ext{rows, cols};
   // Strided output: the transposed layout inside a padded buffer.
-  const std::array<std::int64_t, 2> ostr = strided_out ? std::array<std::int64_t, 2>{1, rows + 3}
-                                                       : std::array<std::int64_t, 2>{cols, 1};
+  const std::array<std::int64_t, 2> ostr =
+      strided_out ? std::array<std::int64_t, 2>{1, rows + 3} : std::array<std::int64_t, 2>{cols, 1};
   const std::size_t out_elems = strided_out ? static_cast<std::size_t>((rows + 3) * cols) : n;
   std::vector<T> sentinel(out_elems, from_compute<T>(-7.0f));
   device_buffer<T> dout(sentinel);
@@ -259,12 +260,11 @@ BOOST_AUTO_TEST_CASE(thrust_cuda_system_routes_to_the_cuda_kernels) {
 BOOST_AUTO_TEST_CASE(errors_are_fusekit_errors) {
   device_buffer<float> a(12), out(10);
   std::vector<merge_input<vector_view<float, device_space>>> in{{.tensor = device_view(a.p, 12)}};
-  BOOST_CHECK_EXCEPTION(merge(exec::cuda_policy{}, linear{}, device_view(out.p, 10), no_base, in,
-                              {.tensor_name = "layer.0"}),
-                        error, [](const error& e) {
-                          return e.code() == errc::shape_mismatch &&
-                                 std::string(e.what()).find("layer.0") != std::string::npos;
-                        });
+  BOOST_CHECK_EXCEPTION(
+      merge(exec::cuda_policy{}, linear{}, device_view(out.p, 10), no_base, in, {.tensor_name = "layer.0"}), error,
+      [](const error& e) {
+        return e.code() == errc::shape_mismatch && std::string(e.what()).find("layer.0") != std::string::npos;
+      });
   BOOST_CHECK_EXCEPTION(detail::cuda_check(cudaErrorInvalidValue, "test"), cuda_error, [](const cuda_error& e) {
     return e.code() == errc::invalid_argument && e.status() == cudaErrorInvalidValue &&
            std::string(e.what()).find("cudaErrorInvalidValue") != std::string::npos;

@@ -88,9 +88,9 @@ BOOST_AUTO_TEST_CASE(transform_reduce_is_bit_identical_to_seq) {
   BOOST_CHECK_EQUAL(std::bit_cast<std::uint32_t>(got), std::bit_cast<std::uint32_t>(ref));
   BOOST_CHECK_EQUAL(std::bit_cast<std::uint32_t>(got1), std::bit_cast<std::uint32_t>(ref));
   // Integer reduction through the same path.
-  const std::int64_t isum =
-      exec::transform_reduce(exec::thrust_policy{thrust::device}, n, std::int64_t{0},
-                             [](std::int64_t a, std::int64_t b) { return a + b; }, [](std::int64_t i) { return i; });
+  const std::int64_t isum = exec::transform_reduce(
+      exec::thrust_policy{thrust::device}, n, std::int64_t{0}, [](std::int64_t a, std::int64_t b) { return a + b; },
+      [](std::int64_t i) { return i; });
   BOOST_CHECK_EQUAL(isum, n * (n - 1) / 2);
 }
 
@@ -188,9 +188,9 @@ BOOST_AUTO_TEST_CASE(merge_into_non_contiguous_view_of_device_vector) {
   BOOST_CHECK(same_bits(buf, ref_buf));
   const thrust::host_vector<float> h = buf, ha = a, hb = b;
   BOOST_CHECK_EQUAL(h[static_cast<std::size_t>(rows)], -99.0f); // padding untouched
-  BOOST_CHECK_CLOSE(h[static_cast<std::size_t>(1 + 2 * (rows + 2))],
-                    (ha[static_cast<std::size_t>(1 * cols + 2)] + 3.0f * hb[static_cast<std::size_t>(1 * cols + 2)]) / 4.0f,
-                    1e-4);
+  BOOST_CHECK_CLOSE(
+      h[static_cast<std::size_t>(1 + 2 * (rows + 2))],
+      (ha[static_cast<std::size_t>(1 * cols + 2)] + 3.0f * hb[static_cast<std::size_t>(1 * cols + 2)]) / 4.0f, 1e-4);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

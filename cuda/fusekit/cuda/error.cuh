@@ -1,7 +1,7 @@
 /// @file
 /// @brief CUDA runtime errors as fusekit errors: fusekit::cuda_error and the boundary check.
 #if !defined(__CUDACC__)
-#error "fusekit/cuda/error.cuh must be compiled by a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
+#error "fusekit/cuda/error.cuh needs a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
 #endif
 #pragma once
 

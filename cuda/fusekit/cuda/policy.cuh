@@ -19,7 +19,7 @@
 /// identical from run to run and on every GPU, but it is associated differently from seq/par (which fold each
 /// chunk left to right), so floating-point sums may differ from the host in the last bits.
 #if !defined(__CUDACC__)
-#error "fusekit/cuda/policy.cuh must be compiled by a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
+#error "fusekit/cuda/policy.cuh needs a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
 #endif
 #pragma once
 
@@ -55,8 +55,8 @@ template <class F> __global__ void cuda_for_each_n_kernel(std::int64_t n, F f) {
     f(i);
 }
 
-template <class F> __global__ void cuda_for_each_block_kernel(std::int64_t n, std::int64_t block, std::int64_t nblocks,
-                                                              F f) {
+template <class F>
+__global__ void cuda_for_each_block_kernel(std::int64_t n, std::int64_t block, std::int64_t nblocks, F f) {
   const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < nblocks; b += step) {
     const std::int64_t e = (b + 1) * block;
@@ -118,8 +118,8 @@ struct cuda_policy {
   /// The current device's number of streaming multiprocessors (1 when it cannot be queried).
   [[nodiscard]] int concurrency() const noexcept {
     int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
-                                                  cudaSuccess) {
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
       (void)cudaGetLastError();
       return 1;
     }
@@ -162,9 +162,9 @@ struct cuda_policy {
     const std::int64_t chunk = reduction_chunk(n);
     const std::int64_t nchunks = (n + chunk - 1) / chunk;
     T* d_partial = nullptr;
-    detail::cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_partial),
-                                       static_cast<std::size_t>(nchunks) * sizeof(T), stream),
-                       "cuda_policy::transform_reduce (workspace)");
+    detail::cuda_check(
+        cudaMallocAsync(reinterpret_cast<void**>(&d_partial), static_cast<std::size_t>(nchunks) * sizeof(T), stream),
+        "cuda_policy::transform_reduce (workspace)");
     std::vector<T> partial(static_cast<std::size_t>(nchunks));
     detail::cuda_chunk_reduce_kernel<T><<<static_cast<unsigned>(nchunks), detail::cuda_block_threads, 0, stream>>>(
         n, chunk, reduce, transform, d_partial);

@@ -1,7 +1,7 @@
 /// @file
 /// @brief CUDA's 16-bit float types (__nv_bfloat16, __half) as fusekit elements, mapped to fusekit::bf16/fp16.
 #if !defined(__CUDACC__)
-#error "fusekit/cuda/types.cuh must be compiled by a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
+#error "fusekit/cuda/types.cuh needs a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
 #endif
 #pragma once
 
@@ -26,7 +26,9 @@ template <> struct element_traits<__nv_bfloat16> {
   using fusekit_type = bf16;
   static constexpr std::string_view name = "bf16";
   /// Same bits as fusekit::bf16.
-  static FUSEKIT_HOST_DEVICE bf16 to_fusekit(__nv_bfloat16 x) noexcept { return bf16(from_bits, __bfloat16_as_ushort(x)); }
+  static FUSEKIT_HOST_DEVICE bf16 to_fusekit(__nv_bfloat16 x) noexcept {
+    return bf16(from_bits, __bfloat16_as_ushort(x));
+  }
   /// Same bits as __nv_bfloat16.
   static FUSEKIT_HOST_DEVICE __nv_bfloat16 from_fusekit(bf16 x) noexcept { return __ushort_as_bfloat16(x.bits); }
 };

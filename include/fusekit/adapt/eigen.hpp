@@ -72,7 +72,10 @@ namespace detail {
 
 /// Any Eigen dense object or expression (plain objects, maps, refs, blocks and lazy expressions).
 template <class X>
-concept eigen_dense = requires { typename X::Scalar; } && std::is_base_of_v<Eigen::DenseBase<X>, X>;
+concept eigen_dense = requires {
+  typename X::Scalar;
+}
+&&std::is_base_of_v<Eigen::DenseBase<X>, X>;
 
 /// The Eigen object has storage fusekit can point at (Eigen's DirectAccessBit).
 template <class X> inline constexpr bool eigen_direct_access = (int(X::Flags) & int(Eigen::DirectAccessBit)) != 0;
@@ -81,7 +84,7 @@ template <class X> inline constexpr bool eigen_direct_access = (int(X::Flags) & 
 
 /// Eigen vectors may be contiguous ranges: keep the std::span adaptor away from them, this one knows strides.
 template <class X>
-  requires detail::eigen_dense<X>
+requires detail::eigen_dense<X>
 inline constexpr bool enable_range_view<X> = false;
 
 /// view_traits for Eigen dense objects (see the file comment).

@@ -64,7 +64,8 @@ std::false_type thrust_is_omp_system(...);
 template <class D> std::true_type thrust_is_tbb_system(const thrust::system::tbb::detail::execution_policy<D>&);
 std::false_type thrust_is_tbb_system(...);
 
-template <class S> inline constexpr bool thrust_host_system_v = decltype(thrust_is_host_system(std::declval<S>()))::value;
+template <class S>
+inline constexpr bool thrust_host_system_v = decltype(thrust_is_host_system(std::declval<S>()))::value;
 template <class S> inline constexpr bool thrust_omp_system_v = decltype(thrust_is_omp_system(std::declval<S>()))::value;
 template <class S> inline constexpr bool thrust_tbb_system_v = decltype(thrust_is_tbb_system(std::declval<S>()))::value;
 
@@ -108,8 +109,8 @@ struct view_traits<thrust::host_vector<T, A>, void> : detail::thrust_vector_view
 /// view_traits for thrust::device_vector: a contiguous rank-1 view, device_space for the CUDA system and
 /// host_space for the CPU device systems (OMP, TBB, CPP).
 template <class T, class A>
-struct view_traits<thrust::device_vector<T, A>, void>
-    : detail::thrust_vector_view_traits<thrust::device_vector<T, A>> {};
+struct view_traits<thrust::device_vector<T, A>, void> : detail::thrust_vector_view_traits<thrust::device_vector<T, A>> {
+};
 /// view_traits for thrust::universal_vector: managed_space for the CUDA system, host_space otherwise.
 template <class T, class A>
 struct view_traits<thrust::universal_vector<T, A>, void>
@@ -127,14 +128,14 @@ template <class T> constexpr auto thrust_view(thrust::device_ptr<T> p, std::int6
 template <class T, std::size_t R>
 constexpr auto thrust_view(thrust::device_ptr<T> p, const std::array<std::int64_t, R>& extents) noexcept {
   return strided_view<T, R, thrust_iterator_space_t<thrust::device_ptr<T>>>{thrust::raw_pointer_cast(p), extents,
-                                                                             detail::row_major_strides(extents)};
+                                                                            detail::row_major_strides(extents)};
 }
 /// Strided view (strides in elements) at a thrust::device_ptr.
 template <class T, std::size_t R>
 constexpr auto thrust_view(thrust::device_ptr<T> p, const std::array<std::int64_t, R>& extents,
                            const std::array<std::int64_t, R>& strides) noexcept {
   return strided_view<T, R, thrust_iterator_space_t<thrust::device_ptr<T>>>{thrust::raw_pointer_cast(p), extents,
-                                                                             strides};
+                                                                            strides};
 }
 
 namespace detail {
@@ -227,8 +228,8 @@ template <class P> struct thrust_policy {
   template <class F> void for_each_n(std::int64_t n, F&& f) const {
     if (n <= 0)
       return;
-    thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0),
-                     thrust::counting_iterator<std::int64_t>(n), fusekit::detail::thrust_index_fn<std::decay_t<F>>{f});
+    thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n),
+                     fusekit::detail::thrust_index_fn<std::decay_t<F>>{f});
   }
 
   /// Calls f(begin, end) for consecutive blocks of at most `block` indices.

@@ -45,7 +45,8 @@ template <class X>
 concept xt_expression = xt::is_xexpression<X>::value;
 
 /// The static rank of an xtensor expression, or -1 when it is known only at run time.
-template <class X> inline constexpr int xt_static_rank = [] {
+template <class X>
+inline constexpr int xt_static_rank = [] {
   if constexpr (requires { typename X::shape_type; })
     return static_cast<int>(xt::static_dimension<typename X::shape_type>::value);
   else
@@ -93,7 +94,7 @@ template <class X> struct xtensor_view_traits {
 
 /// xtensor containers are contiguous ranges too: keep the std::span adaptor from flattening them to rank 1.
 template <class X>
-  requires detail::xt_expression<X>
+requires detail::xt_expression<X>
 inline constexpr bool enable_range_view<X> = false;
 
 /// view_traits for xtensor expressions: containers, adaptors, views, strided views; lazy expressions and

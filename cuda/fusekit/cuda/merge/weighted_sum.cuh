@@ -9,7 +9,7 @@
 /// for bit. Asynchronous on the policy's stream: the descriptors of the inputs are copied to device memory taken
 /// with cudaMallocAsync (freed on the stream); synchronize before reading the output on the host.
 #if !defined(__CUDACC__)
-#error "fusekit/cuda/merge/weighted_sum.cuh must be compiled by a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
+#error "fusekit/cuda/merge/weighted_sum.cuh needs a CUDA compiler (nvcc); host-only code includes <fusekit/fusekit.hpp>"
 #endif
 #pragma once
 
