@@ -88,6 +88,20 @@ BOOST_AUTO_TEST_CASE(topk_kd_6_8) {
   r = fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{.lm_weight = 0.0, .kind = fk::distill_kind::kl},
                                batch(z, y, 6), tg.view(), fk::matrix_view<double>{}, fusellm);
   close(r.distill_loss, 0.1254299447, 1e-9);
+  // student at tau = 2 with tau^2 scaling (Liger/axolotl): KL 0.2978313473, tau^2 KL 1.191325389,
+  // gradient tau (p_tau - q)
+  r = fk::fusion_loss_and_grad(
+      fk::exec::seq, fk::fusion_loss{.lm_weight = 0.0, .kind = fk::distill_kind::kl, .temperature = 2.0},
+      batch(z, y, 6), tg.view(), fk::host_view(g.data(), std::array<std::int64_t, 2>{1, 6}), fusellm);
+  close(r.distill_loss, 1.191325389, 1e-9);
+  const double et[] = {-0.3295594104, 0.03698712996, 0.2187576904, 0.1033338161, 0.1703686606, -0.1998878866};
+  for (int j = 0; j < 6; ++j)
+    close(g[j], et[j], 1e-9);
+  r = fk::fusion_loss_and_grad(
+      fk::exec::seq,
+      fk::fusion_loss{.lm_weight = 0.0, .kind = fk::distill_kind::kl, .temperature = 2.0, .scale_by_t2 = false},
+      batch(z, y, 6), tg.view(), fk::matrix_view<double>{}, fusellm);
+  close(r.distill_loss, 0.2978313473, 1e-9);
   // FuseChat mask (label mask): the row's label is ignored, so it is not distilled either
   r = fk::fusion_loss_and_grad(fk::exec::seq, fk::fusion_loss{.lm_weight = 0.0}, batch(z, y, 6), tg.view());
   BOOST_TEST(r.distilled_rows == 0);
@@ -128,7 +142,7 @@ BOOST_AUTO_TEST_CASE(finite_differences_with_masks_and_empty_rows) {
   attn[5] = 0;
   for (auto kind : {fk::distill_kind::ce, fk::distill_kind::kl}) {
     for (int fusellm = 0; fusellm < 2; ++fusellm) {
-      const fk::fusion_loss loss{.lm_weight = 0.6, .kind = kind};
+      const fk::fusion_loss loss{.lm_weight = 0.6, .kind = kind, .temperature = fusellm ? 1.7 : 1.0};
       fk::fusion_options<std::uint8_t> opt;
       if (fusellm)
         opt.distill_mask = fk::host_view(static_cast<const std::uint8_t*>(attn.data()), N);
@@ -166,9 +180,15 @@ BOOST_AUTO_TEST_CASE(finite_differences_with_masks_and_empty_rows) {
         }
         const bool dist_row = t != 4 && (fusellm ? attn[t] != 0 : y[t] != -100);
         if (dist_row) {
+          const double tau = loss.temperature; // student temperature with tau^2 scaling
+          double st = 0;
+          for (std::int64_t j = 0; j < V; ++j)
+            st += std::exp((z[t * V + j] - m) / tau);
+          const double lse_t = m / tau + std::log(st);
           for (auto k = tg.offsets[t]; k < tg.offsets[t + 1]; ++k) {
             const double q = tg.probs[k];
-            kd += q * (lse - z[t * V + tg.ids[k]]) + (kind == fk::distill_kind::kl ? q * std::log(q) : 0.0);
+            kd += tau * tau *
+                  (q * (lse_t - z[t * V + tg.ids[k]] / tau) + (kind == fk::distill_kind::kl ? q * std::log(q) : 0.0));
           }
           ++nd2;
         }

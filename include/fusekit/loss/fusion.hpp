@@ -14,7 +14,11 @@
 /// `distill_mask` (the attention mask) is non-zero. N_g and M default to the counts of gold and distilled
 /// rows in this call; pass explicit normalizers when a batch is split over several calls.
 /// Matches FuseAI `FuseLLM/src/utils/trainer.py` and `FuseChat/train/trainer.py` (loss type "hard",
-/// distill_loss_type "ce" or "kl", student temperature 1), fusechat-algorithms.md §3.4.
+/// distill_loss_type "ce" or "kl", student temperature 1), fusechat-algorithms.md §3.4. With a student
+/// temperature τ ≠ 1 the distillation term uses softmax(z/τ) and is multiplied by τ² (Liger / axolotl;
+/// `scale_by_t2 = false` drops the factor): its gradient is τ·(Σq·p_τ − q); the gold term keeps τ = 1.
+/// For τ = 1 and a gradient output, a fused kernel computes one exp per logit (softmax terms parked in
+/// the gradient row or a float scratch row and rescaled per block); τ ≠ 1 reads the row three times.
 #pragma once
 
 #include <cmath>
@@ -47,6 +51,8 @@ struct fusion_loss {
   distill_kind kind = distill_kind::ce; ///< `distill_loss_type`
   double gold_normalizer = 0;           ///< N_g; 0 = number of gold rows in the call
   double distill_normalizer = 0;        ///< M; 0 = number of distilled rows in the call
+  double temperature = 1.0;             ///< student temperature τ of the distillation term (FuseLLM: 1)
+  bool scale_by_t2 = true;              ///< with τ ≠ 1, multiply the distillation term by τ² (Liger/axolotl)
 
   void validate() const {
     FUSEKIT_EXPECTS(lm_weight >= 0 && lm_weight <= 1, invalid_argument,
@@ -55,6 +61,8 @@ struct fusion_loss {
                     "fusion_loss: gold_normalizer must be >= 0 (0 = count)");
     FUSEKIT_EXPECTS(distill_normalizer >= 0 && std::isfinite(distill_normalizer), invalid_argument,
                     "fusion_loss: distill_normalizer must be >= 0 (0 = count)");
+    FUSEKIT_EXPECTS(temperature > 0 && std::isfinite(temperature), invalid_argument,
+                    "fusion_loss: temperature must be positive, got " + std::to_string(temperature));
   }
 };
 
@@ -135,8 +143,11 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
   // one-exp-per-element kernel: compute type float, no accumulation, rows up to fused_max_blocks blocks;
   // a float contiguous gradient row is its own parking space, otherwise a per-chunk float scratch row
   constexpr bool fused_type = std::is_same_v<C, float>;
+  const bool tempered = loss.temperature != 1.0;
+  const double tau = loss.temperature;
+  const double dscale = tempered && loss.scale_by_t2 ? tau * tau : 1.0; // factor on the distillation term
   const bool use_fused =
-      fused_type && !grad.empty() && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block;
+      fused_type && !tempered && !grad.empty() && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block;
   const bool park_in_grad = use_fused && std::is_same_v<std::remove_cv_t<O>, float> && grad.stride(1) == 1;
   constexpr std::int64_t chunk = 32; // rows per scratch allocation
   exec::for_each_block(policy, N, chunk, [&](std::int64_t t0, std::int64_t t1) {
@@ -187,17 +198,32 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
       if (!done)
         r = detail::row_forward_dispatch<C>(row, V, sv, y, {}, static_cast<detail::topk_state<C>*>(nullptr));
       const double lse = static_cast<double>(r.lse);
-      if (!std::isfinite(lse) || (g && !std::isfinite(static_cast<double>(r.label_logit))) || !std::isfinite(qz)) {
+      // student temperature: the distillation term uses softmax(z/τ), scaled by τ² (or not)
+      const double lse_t =
+          tempered && d ? static_cast<double>(detail::row_lse_scaled<C>(row, V, sv, static_cast<C>(1.0 / tau))) : lse;
+      if (!std::isfinite(lse) || !std::isfinite(lse_t) || (g && !std::isfinite(static_cast<double>(r.label_logit))) ||
+          !std::isfinite(qz)) {
         bad[static_cast<std::size_t>(t)] = 1;
         continue;
       }
       if (g)
         row_gold[static_cast<std::size_t>(t)] = lse - static_cast<double>(r.label_logit);
       if (d)
-        row_dist[static_cast<std::size_t>(t)] = qsum * lse - qz + (loss.kind == distill_kind::kl ? qlogq : 0.0);
-      if (orow && !done)
-        detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg), ids,
-                                ps, nsp, static_cast<C>(wd), opt.accumulate);
+        row_dist[static_cast<std::size_t>(t)] =
+            dscale * (qsum * lse_t - qz / tau + (loss.kind == distill_kind::kl ? qlogq : 0.0));
+      if (orow && !done) {
+        if (tempered) {
+          // ∂/∂z of dscale·CE(q, softmax(z/τ)) = (dscale/τ)·(Σq·p_τ − q)
+          const double ds = dscale / tau;
+          detail::row_backward_two<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse),
+                                      static_cast<C>(g ? wg : 0.0), static_cast<C>(1.0 / tau), static_cast<C>(lse_t),
+                                      static_cast<C>(d ? wd * ds * qsum : 0.0), y, static_cast<C>(wg), ids, ps, nsp,
+                                      static_cast<C>(wd * ds), opt.accumulate);
+        } else {
+          detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg),
+                                  ids, ps, nsp, static_cast<C>(wd), opt.accumulate);
+        }
+      }
     }
   });
   for (std::int64_t t = 0; t < N; ++t)

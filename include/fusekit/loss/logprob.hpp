@@ -131,24 +131,6 @@ template <class V> void check_rows(const V& v, std::int64_t n, const char* fn, c
                                           " is not finite (NaN/inf logits, or every logit −inf) on a row that counts");
 }
 
-/// Row → sequence index via the offsets (−1 if the row is in no sequence).
-template <class T, class L, class M> std::int64_t sequence_of(const logits_batch<T, L, M>& b, std::int64_t t) noexcept {
-  if (b.seq_offsets.empty())
-    return 0;
-  const std::int64_t B = b.seq_offsets.extent(0) - 1;
-  std::int64_t lo = 0, hi = B; // find last b with offsets[b] <= t, then check t < offsets[b+1]
-  while (lo < hi) {
-    const std::int64_t mid = (lo + hi + 1) / 2;
-    if (b.seq_offsets[mid] <= t)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  while (lo < B && b.seq_offsets[lo + 1] <= t) // skip empty sequences sharing the offset
-    ++lo;
-  return (lo < B && b.seq_offsets[lo] <= t && t < b.seq_offsets[lo + 1]) ? lo : -1;
-}
-
 } // namespace detail
 
 /// Per-row forward: log-prob at the label, log-sum-exp, and the requested extras, one pass per row.

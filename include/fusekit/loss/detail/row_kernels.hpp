@@ -457,6 +457,56 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
   return r;
 }
 
+/// log Σ_j e^{z_j·inv_t} of a row (online over blocks), for a student temperature τ = 1/inv_t.
+template <class C, class T> C row_lse_scaled(const T* row, std::int64_t V, std::int64_t s, C inv_t) noexcept {
+  alignas(64) C buf[row_block];
+  constexpr C ninf = -std::numeric_limits<C>::infinity();
+  C m = ninf, sum = 0;
+  for (std::int64_t b = 0; b < V; b += row_block) {
+    const std::int64_t n = std::min(row_block, V - b);
+    load_block(row + b * s, s, buf, n);
+    for (std::int64_t j = 0; j < n; ++j)
+      buf[j] *= inv_t;
+    const C bm = block_max(buf, n);
+    if (bm > m) {
+      if (m != ninf)
+        sum *= std::exp(m - bm);
+      m = bm;
+    }
+    if (m != ninf)
+      sum += block_sum_exp(buf, n, m);
+  }
+  return m + std::log(sum);
+}
+
+/// grad = c1·softmax(z) + c2·softmax(z·inv_t) − g_label·onehot(label) − Σ sparse_scale·w_i·onehot(id_i),
+/// the two-temperature form used when the distillation term has a student temperature ≠ 1.
+template <class C, class T, class O, class I, class W>
+void row_backward_two(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, std::int64_t V, C lse1, C c1, C inv_t,
+                      C lse2, C c2, std::int64_t label, C g_label, const I* sparse_ids, const W* sparse_w,
+                      std::int64_t nsparse, C sparse_scale, bool accumulate) noexcept {
+  alignas(64) C buf[row_block];
+  alignas(64) C tmp[row_block];
+  for (std::int64_t b = 0; b < V; b += row_block) {
+    const std::int64_t n = std::min(row_block, V - b);
+    load_block(in + b * s_in, s_in, buf, n);
+    for (std::int64_t j = 0; j < n; ++j)
+      tmp[j] = buf[j] * inv_t;
+    block_scale_exp(tmp, tmp, n, lse2, c2);
+    block_scale_exp(buf, buf, n, lse1, c1);
+    for (std::int64_t j = 0; j < n; ++j)
+      buf[j] += tmp[j];
+    if (label >= b && label < b + n)
+      buf[label - b] -= g_label;
+    for (std::int64_t k = 0; k < nsparse; ++k) {
+      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+      if (id >= b && id < b + n)
+        buf[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
+    }
+    store_block(out + b * s_out, s_out, buf, n, accumulate);
+  }
+}
+
 /// Writes zeros over a row (or leaves it when accumulating).
 template <class O> void row_zero(O* out, std::int64_t s_out, std::int64_t V, bool accumulate) noexcept {
   if (accumulate)
