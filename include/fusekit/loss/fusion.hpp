@@ -86,9 +86,9 @@ template <class K = std::uint8_t> struct fusion_options {
 /// rows at all (then only the gold term exists: plain token-mean cross-entropy, single pass).
 /// Throws fusekit::error on shape mismatches, ids outside [0, V), non-finite rows that count.
 /// A call with no gold rows and no distilled rows returns 0 loss and a zero gradient.
-template <class Policy, class T, class L, class M, class P, class I, class O = float, class K = std::uint8_t>
+template <class Policy, class T, class L, class M, class P, class Idx, class O = float, class K = std::uint8_t>
 fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss& loss, const logits_batch<T, L, M>& b,
-                                        const dist::sparse_target_view<P, I, host_space>& target,
+                                        const dist::sparse_target_view<P, Idx, host_space>& target,
                                         matrix_view<O> grad = {}, const fusion_options<K>& opt = {}) {
   exec::check_runs_on<Policy, matrix_view<const T>, matrix_view<O>>();
   constexpr const char* fn = "fusion_loss_and_grad";
@@ -179,7 +179,7 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
         }
       }
       const C c = static_cast<C>((g ? wg : 0.0) + (d ? wd * qsum : 0.0));
-      const I* ids = d ? &target.ids[k0] : nullptr;
+      const Idx* ids = d ? &target.ids[k0] : nullptr;
       const P* ps = d ? &target.probs[k0] : nullptr;
       const std::int64_t nsp = d ? (k1 - k0) : 0;
       detail::row_stats<C> r;

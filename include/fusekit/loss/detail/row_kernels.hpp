@@ -325,9 +325,9 @@ row_stats<C> row_forward_dispatch(const T* row, std::int64_t V, std::int64_t s, 
 /// Writes grad = c·softmax(z) − g_label·onehot(label) − Σ_i w_i·onehot(id_i) over a row, with
 /// softmax = e^{z − lse}. `label` outside [0,V) adds nothing; sparse entries (ids, weights, count)
 /// optional. `in` and `out` may be the same row (in-place).
-template <class C, class T, class O, class I, class W>
+template <class C, class T, class O, class Idx, class W>
 void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, std::int64_t V, C lse, C c,
-                  std::int64_t label, C g_label, const I* sparse_ids, const W* sparse_w, std::int64_t nsparse,
+                  std::int64_t label, C g_label, const Idx* sparse_ids, const W* sparse_w, std::int64_t nsparse,
                   C sparse_scale, bool accumulate) noexcept {
   alignas(64) C buf[row_block];
   using OU = std::remove_cv_t<O>;
@@ -394,9 +394,9 @@ FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int
 /// row, which may in turn be the logits (in place). Returns the row's statistics (lse, label logit).
 /// The caller must have gathered any logits it needs at other positions before (the row may be
 /// overwritten).
-template <class T, class O, class I, class W>
+template <class T, class O, class Idx, class W>
 row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, float* park,
-                                     std::int64_t V, std::int64_t label, float c, float g_label, const I* sparse_ids,
+                                     std::int64_t V, std::int64_t label, float c, float g_label, const Idx* sparse_ids,
                                      const W* sparse_w, std::int64_t nsparse, float sparse_scale) noexcept {
   alignas(64) float buf[row_block];
   float bmax[fused_max_blocks];
@@ -481,9 +481,9 @@ template <class C, class T> C row_lse_scaled(const T* row, std::int64_t V, std::
 
 /// grad = c1·softmax(z) + c2·softmax(z·inv_t) − g_label·onehot(label) − Σ sparse_scale·w_i·onehot(id_i),
 /// the two-temperature form used when the distillation term has a student temperature ≠ 1.
-template <class C, class T, class O, class I, class W>
+template <class C, class T, class O, class Idx, class W>
 void row_backward_two(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, std::int64_t V, C lse1, C c1, C inv_t,
-                      C lse2, C c2, std::int64_t label, C g_label, const I* sparse_ids, const W* sparse_w,
+                      C lse2, C c2, std::int64_t label, C g_label, const Idx* sparse_ids, const W* sparse_w,
                       std::int64_t nsparse, C sparse_scale, bool accumulate) noexcept {
   alignas(64) C buf[row_block];
   alignas(64) C tmp[row_block];
