@@ -177,6 +177,36 @@ BOOST_AUTO_TEST_CASE(t1_5_tie_orders) {
   BOOST_TEST((llm.to_lists() == lists{{0}, {0}, {1, 2}}));
 }
 
+BOOST_AUTO_TEST_CASE(string_dtw_equals_reference_cost_dtw) {
+  // The string overload computes its cost table with dense-alphabet and 4-lane Myers kernels; the
+  // generic overload here calls the reference DP per cell. Paths and totals must be identical.
+  std::mt19937 rng(2024);
+  const std::vector<std::string> pool = {"Ġ", "▁", "Ġthe", "▁the", "the", " cats", "cats", "s", "中文", "😀x",
+                                         "ĠĠĠ", "a", "ab", "ba", "Ġab", "", std::string(70, 'q'), "▁" + std::string(66, 'q')};
+  for (cost_rule rule : {cost_rule::fusechat, cost_rule::fusellm, cost_rule::plain})
+    for (auto order : {dtw_tie_order::fusechat, dtw_tie_order::fusellm})
+      for (int it = 0; it < 40; ++it) {
+        std::vector<std::string> src(1 + rng() % 25), piv(1 + rng() % 25);
+        for (auto& t : src) t = pool[rng() % pool.size()];
+        for (auto& t : piv) t = pool[rng() % pool.size()];
+        const token_cost cost{rule, U"Ġ", U"▁"};
+        const auto fast = dtw_align(src, piv, cost, {order});
+        const auto ref = dtw_align(
+            static_cast<std::int64_t>(src.size()), static_cast<std::int64_t>(piv.size()),
+            [&](std::int64_t j, std::int64_t i) {
+              const auto a = cost.prepare_source(utf8_decode(src[static_cast<std::size_t>(j)]));
+              const auto b = cost.prepare_pivot(utf8_decode(piv[static_cast<std::size_t>(i)]));
+              if (rule == cost_rule::fusechat && (a.stripped.empty() || b.stripped.empty()))
+                return levenshtein_reference(a.fallback, b.fallback);
+              return levenshtein_reference(a.stripped, b.stripped);
+            },
+            dtw_options{order});
+        BOOST_TEST_REQUIRE(fast.total_cost == ref.total_cost);
+        BOOST_TEST_REQUIRE((fast.path == ref.path));
+        BOOST_TEST_REQUIRE((fast.to_lists() == ref.to_lists()));
+      }
+}
+
 BOOST_AUTO_TEST_CASE(dtw_rejects_empty) {
   const token_cost c{};
   const std::vector<std::string> empty, one{"a"};

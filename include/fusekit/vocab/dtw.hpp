@@ -174,6 +174,80 @@ std::vector<std::int32_t> intern(std::span<const S> seq, std::vector<std::u32str
 }
 }  // namespace detail
 
+namespace detail {
+/// Strings of equal length in groups of four, transposed (`sym[k*4 + lane]`), so that one pattern is
+/// run against four texts at once with 4-lane 64-bit vectors (GCC/Clang vector extensions; the
+/// compiler maps them to AVX2 or pairs of SSE2 registers). Each lane is the single-word Myers/Hyyrö
+/// recurrence of `myers_single_word`.
+struct myers_groups {
+  struct group {
+    std::int32_t length;
+    std::int32_t ids[4];  ///< string indices, -1 for padding lanes
+    std::size_t offset;   ///< into `sym`
+  };
+  std::vector<group> groups;
+  std::vector<std::uint32_t> sym;
+
+  explicit myers_groups(const std::vector<std::vector<std::uint32_t>>& strings) {
+    std::vector<std::int32_t> order;
+    for (std::size_t k = 0; k < strings.size(); ++k)
+      if (!strings[k].empty()) order.push_back(static_cast<std::int32_t>(k));
+    std::stable_sort(order.begin(), order.end(), [&](std::int32_t x, std::int32_t y) {
+      return strings[static_cast<std::size_t>(x)].size() < strings[static_cast<std::size_t>(y)].size();
+    });
+    for (std::size_t k = 0; k < order.size();) {
+      const std::size_t len = strings[static_cast<std::size_t>(order[k])].size();
+      group g{static_cast<std::int32_t>(len), {-1, -1, -1, -1}, sym.size()};
+      std::size_t lanes = 0;
+      while (lanes < 4 && k < order.size() && strings[static_cast<std::size_t>(order[k])].size() == len) g.ids[lanes++] = order[k++];
+      for (std::size_t c = 0; c < len; ++c)
+        for (std::size_t l = 0; l < 4; ++l)
+          sym.push_back(strings[static_cast<std::size_t>(g.ids[l >= lanes ? 0 : l])][c]);
+      groups.push_back(g);
+    }
+  }
+
+  /// out[id] = lev(pattern, string id) for every grouped string; `peq` holds the pattern's match masks
+  /// (1 <= m <= 64 symbols).
+  void distances(std::int32_t m, const std::uint64_t* peq, std::int32_t* out) const {
+#if defined(__GNUC__)
+    typedef std::uint64_t v4u __attribute__((vector_size(32)));
+    typedef std::int64_t v4i __attribute__((vector_size(32)));
+    const std::uint64_t high = std::uint64_t{1} << (m - 1);
+    const v4u hv = {high, high, high, high}, one = {1, 1, 1, 1};
+    for (const group& g : groups) {
+      v4u pv = ~v4u{0, 0, 0, 0}, mv = {0, 0, 0, 0};
+      v4i score = {m, m, m, m};
+      const std::uint32_t* s = sym.data() + g.offset;
+      for (std::int32_t k = 0; k < g.length; ++k, s += 4) {
+        const v4u eq = {peq[s[0]], peq[s[1]], peq[s[2]], peq[s[3]]};
+        const v4u xv = eq | mv;
+        const v4u xh = (((eq & pv) + pv) ^ pv) | eq;
+        v4u ph = mv | ~(xh | pv);
+        v4u mh = pv & xh;
+        score -= reinterpret_cast<v4i>((ph & hv) != 0);  // comparisons give -1 for true
+        score += reinterpret_cast<v4i>((mh & hv) != 0);
+        ph = (ph << 1) | one;
+        mh = mh << 1;
+        pv = mh | ~(xv | ph);
+        mv = ph & xv;
+      }
+      for (int l = 0; l < 4; ++l)
+        if (g.ids[l] >= 0) out[g.ids[l]] = static_cast<std::int32_t>(score[l]);
+    }
+#else
+    for (const group& g : groups)
+      for (int l = 0; l < 4; ++l) {
+        if (g.ids[l] < 0) continue;
+        std::vector<std::uint32_t> text(static_cast<std::size_t>(g.length));
+        for (std::int32_t k = 0; k < g.length; ++k) text[static_cast<std::size_t>(k)] = sym[g.offset + static_cast<std::size_t>(k) * 4 + static_cast<std::size_t>(l)];
+        out[g.ids[l]] = myers_single_word(m, text, [peq](std::uint32_t c) { return peq[c]; });
+      }
+#endif
+  }
+};
+}  // namespace detail
+
 /// DTW of two token-string sequences with the token cost `cost`.
 /// Strings may be `std::string` (UTF-8, decoded once) or `std::u32string`. The cost of every distinct
 /// (source string, pivot string) pair is computed once (bit-parallel Levenshtein).
@@ -217,16 +291,24 @@ token_alignment dtw_align(std::span<const S> source, std::span<const S> pivot, c
   const bool fallback_rule = cost.rule == cost_rule::fusechat;
   std::vector<std::uint64_t> t1(alphabet.size() + 1, 0), t2(alphabet.size() + 1, 0);
   std::vector<std::int32_t> table(us.size() * P);
+  // Non-empty pivot strings in groups of 4 of equal length, stored transposed, for the 4-lane kernel.
+  const detail::myers_groups groups(p_str);
   for (std::size_t a = 0; a < us.size(); ++a) {
     const auto s_str = dense(ps[a].stripped);
     const auto s_fb = dense(ps[a].fallback);
     const myers_pattern pa(s_str, t1);
     const bool need_fb = fallback_rule && (s_str.empty() || pivot_has_empty);
     const myers_pattern pf(need_fb ? std::span<const std::uint32_t>(s_fb) : std::span<const std::uint32_t>(), t2);
-    for (std::size_t b = 0; b < P; ++b) {
-      if (fallback_rule && (s_str.empty() || p_str[b].empty())) table[a * P + b] = pf.distance(p_fb[b]);
-      else table[a * P + b] = pa.distance(p_str[b]);
+    std::int32_t* row = table.data() + a * P;
+    const bool use_fb_row = fallback_rule && s_str.empty();
+    if (!use_fb_row && !s_str.empty() && s_str.size() <= 64) {
+      groups.distances(static_cast<std::int32_t>(s_str.size()), t1.data(), row);  // every non-empty pivot
+    } else {
+      for (std::size_t b = 0; b < P; ++b)
+        if (!p_str[b].empty()) row[b] = use_fb_row ? pf.distance(p_fb[b]) : pa.distance(p_str[b]);
     }
+    for (std::size_t b = 0; b < P; ++b)  // empty stripped pivot strings
+      if (p_str[b].empty()) row[b] = fallback_rule ? pf.distance(p_fb[b]) : pa.distance(p_str[b]);
   }
   return dtw_align(
       static_cast<std::int64_t>(source.size()), static_cast<std::int64_t>(pivot.size()),
