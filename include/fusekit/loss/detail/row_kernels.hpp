@@ -18,14 +18,10 @@
 #include <fusekit/types/element.hpp>
 #include <fusekit/types/fp16.hpp>
 
-#define FUSEKIT_LOSS_PRAGMA(x) _Pragma(#x)
-#if defined(_OPENMP)
-#define FUSEKIT_LOSS_SIMD FUSEKIT_LOSS_PRAGMA(omp simd)
-#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_LOSS_PRAGMA(omp simd reduction(+ : v))
-#else
-#define FUSEKIT_LOSS_SIMD FUSEKIT_PRAGMA_SIMD
-#define FUSEKIT_LOSS_SIMD_SUM(v) FUSEKIT_PRAGMA_SIMD
-#endif
+// Loops here are left to the auto-vectorizer (plain loads/stores) or written with vector extensions
+// (exp, max, sums): `omp simd` requests made clang fail -Werror builds (-Wpass-failed) on loops it
+// could not vectorize (fp16 widening, double rows).
+#define FUSEKIT_LOSS_SIMD
 
 namespace fusekit::detail {
 
@@ -131,6 +127,27 @@ template <class C> FUSEKIT_FORCEINLINE C block_max(const C* src, std::int64_t n)
   for (; j < n; ++j)
     bm = src[j] > bm ? src[j] : bm;
   return bm;
+}
+
+/// Σ_j src[j] (vector lanes for float).
+template <class C> FUSEKIT_FORCEINLINE C block_sum(const C* src, std::int64_t n) noexcept {
+  std::int64_t j = 0;
+  C s = 0;
+#if FUSEKIT_HAS_VECTOR_EXT
+  if constexpr (std::is_same_v<C, float>) {
+    fvec acc{};
+    for (; j + fvec_lanes <= n; j += fvec_lanes) {
+      fvec x;
+      __builtin_memcpy(&x, src + j, sizeof(x));
+      acc += x;
+    }
+    for (int k = 0; k < fvec_lanes; ++k)
+      s += acc[k];
+  }
+#endif
+  for (; j < n; ++j)
+    s += src[j];
+  return s;
 }
 
 /// Σ_j e^{buf[j] − m} (float: fvec_lanes at a time with the vector exp).
@@ -281,11 +298,7 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
         ent += block_sum_exp_shifted(src, n, m);
     }
     if constexpr (LogitSum) {
-      C bz = 0;
-      FUSEKIT_LOSS_SIMD_SUM(bz)
-      for (std::int64_t j = 0; j < n; ++j)
-        bz += src[j];
-      zsum += bz;
+      zsum += block_sum(src, n);
     }
     if (label >= b && label < b + n)
       zl = src[label - b];
