@@ -295,7 +295,7 @@ template <> struct method_traits<passthrough> {
                                                  const std::string& what) {
   merge_params out;
   for (const auto& [key, value] : given) {
-    const auto it = std::find_if(specs.begin(), specs.end(), [&](const param_spec& s) { return s.name == key; });
+    const auto it = std::find_if(specs.begin(), specs.end(), [&k = key](const param_spec& s) { return s.name == k; });
     if (it == specs.end()) {
       std::string allowed;
       for (const auto& s : specs)
