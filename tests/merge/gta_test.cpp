@@ -178,6 +178,43 @@ BOOST_AUTO_TEST_CASE(disagreement_options_vs_reference) {
   compare_with_reference<float, 1>(exec::par, breadcrumbs_ties{}, {4099}, 3, false, 8, true);
 }
 
+BOOST_AUTO_TEST_CASE(heavy_ties_select_exactly_k_lowest_index_first) {
+  // Deltas drawn from a handful of values (as quantized bf16 task vectors are): the threshold falls on a value
+  // shared by thousands of elements, at the bracket's ends or inside it; exactly k survive, lowest index first.
+  const std::int64_t n = 300007;
+  std::vector<float> base(static_cast<std::size_t>(n), 0.0f);
+  std::mt19937 rng(77);
+  for (int levels : {3, 7, 40}) {
+    std::uniform_int_distribution<int> lv(-levels, levels);
+    std::vector<ref::model> ms(3);
+    std::vector<merge_input<vector_view<const float>>> in;
+    for (std::size_t i = 0; i < 3; ++i) {
+      ms[i].x.resize(static_cast<std::size_t>(n));
+      for (auto& v : ms[i].x)
+        v = 0.01f * static_cast<float>(lv(rng));
+      ms[i].weight = 0.3 + 0.1 * static_cast<double>(i);
+      ms[i].density = 0.1 + 0.35 * static_cast<double>(i);
+    }
+    for (std::size_t i = 0; i < 3; ++i)
+      in.push_back({host_view(static_cast<const float*>(ms[i].x.data()), n), static_cast<float>(ms[i].weight), ms[i].density, 0.03});
+    for (int which = 0; which < 2; ++which) {
+      std::vector<float> out(static_cast<std::size_t>(n));
+      ref::gta_cfg c;
+      c.cons = ref::consensus::sum;
+      if (which == 0) {
+        merge(exec::parallel_policy{.threads = 3}, ties{}, host_view(out.data(), n), host_view(base.data(), n), in, {"t"});
+        c.sp = ref::sparsify::magnitude;
+        c.normalize = true;
+      } else {
+        merge(exec::par, breadcrumbs_ties{}, host_view(out.data(), n), host_view(base.data(), n), in, {"t"});
+        c.sp = ref::sparsify::outliers;
+      }
+      harness::check_close(out, ref::gta(base, ms, c), 1e-6, 1e-7,
+                           std::string(which == 0 ? "ties" : "breadcrumbs_ties") + " levels=" + std::to_string(levels));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(election_and_divisor_options_differ_as_documented) {
   // one element, two models: deltas +1 (w 0.1) and -0.5 (w 1): weighted election picks -, unweighted picks +
   std::vector<float> base{0.0f}, a{1.0f}, b{-0.5f}, out(1);

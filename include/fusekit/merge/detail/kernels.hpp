@@ -167,7 +167,28 @@ inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t
       k1 += W1;
     }
     const std::int64_t take = std::min<std::int64_t>(len - j, 4 * static_cast<std::int64_t>(nb));
-    for (std::int64_t t = 0; t < take; ++t) {
+    std::int64_t t0 = 0;
+#if defined(__AVX2__)
+    // interleave the four words of 8 counter blocks (a 4x8 transpose) into 32 consecutive uniforms
+    const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+    auto to_unit = [&](const std::uint32_t* c, int q) {
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + q)), 8)), scale);
+    };
+    for (; t0 + 32 <= take; t0 += 32) {
+      const int q = static_cast<int>(t0 >> 2);
+      const __m256 a = to_unit(c0, q), b = to_unit(c1, q), c = to_unit(c2, q), d = to_unit(c3, q);
+      const __m256 t0v = _mm256_unpacklo_ps(a, b), t1v = _mm256_unpackhi_ps(a, b);
+      const __m256 t2v = _mm256_unpacklo_ps(c, d), t3v = _mm256_unpackhi_ps(c, d);
+      const __m256 u0 = _mm256_shuffle_ps(t0v, t2v, 0x44), u1 = _mm256_shuffle_ps(t0v, t2v, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1v, t3v, 0x44), u3 = _mm256_shuffle_ps(t1v, t3v, 0xEE);
+      float* o = u + j + t0;
+      _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u1, 0x20));
+      _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+      _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+      _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+    }
+#endif
+    for (std::int64_t t = t0; t < take; ++t) {
       const int q = static_cast<int>(t >> 2);
       const std::uint32_t w = (t & 3) == 0 ? c0[q] : (t & 3) == 1 ? c1[q] : (t & 3) == 2 ? c2[q] : c3[q];
       u[j + t] = rng::u32_to_unit_float(w);

@@ -6,7 +6,7 @@
 /// by linear index ascending; the top-k set is the first k in that order, so exactly k survive, always the
 /// same ones, for any policy and thread count.
 ///
-/// Algorithm: for large tensors a deterministic sample (runs of 64 consecutive elements, 1/32 of the
+/// Algorithm: for large tensors a deterministic sample (runs of 64 consecutive elements, 1/64 of the
 /// tensor) brackets each k-th largest key; one pass over the data counts the keys above the bracket and
 /// collects the keys inside it (about 1% of the elements) with their indices; the exact threshold is then
 /// selected among the candidates. If the bracket missed (possible only for adversarial value layouts), or
@@ -41,7 +41,7 @@ struct block_topk {
   std::int64_t ties_to_keep = 0;
   bool keep_all_ties = true;
   std::int64_t block = 1;
-  std::vector<std::int64_t> ties_before; ///< per block: threshold ties in earlier blocks (only if !keep_all_ties)
+  std::vector<std::int64_t> ties_before; ///< per block (+1 entry): ties in earlier blocks (only if !keep_all_ties)
 
   /// keep[j] = 1 when element (block bi, offset j) is in the set, given the block's keys.
   void mark(std::int64_t bi, const std::uint32_t* keys, std::int64_t len, float* keep) const noexcept {
@@ -60,13 +60,22 @@ struct block_topk {
         keep[j] = masked(1.0f, 0u - static_cast<std::uint32_t>(keys[j] >= t));
       return;
     }
-    std::int64_t seen = ties_before[static_cast<std::size_t>(bi)];
-    FUSEKIT_PRAGMA_SIMD
-    for (std::int64_t j = 0; j < len; ++j)
-      keep[j] = masked(1.0f, 0u - static_cast<std::uint32_t>(keys[j] > t));
-    for (std::int64_t j = 0; j < len; ++j)
-      if (keys[j] == t) [[unlikely]]
-        keep[j] = seen++ < ties_to_keep ? 1.0f : 0.0f;
+    const std::int64_t before = ties_before[static_cast<std::size_t>(bi)];
+    const std::int64_t after = ties_before[static_cast<std::size_t>(bi) + 1];
+    if (after <= ties_to_keep || before >= ties_to_keep) { // every tie of this block is kept, or none is
+      const std::uint32_t lim = after <= ties_to_keep ? t : t + 1; // keep keys >= lim
+      FUSEKIT_PRAGMA_SIMD
+      for (std::int64_t j = 0; j < len; ++j)
+        keep[j] = masked(1.0f, 0u - static_cast<std::uint32_t>(keys[j] >= lim));
+      return;
+    }
+    // the block where the quota runs out: branch-free running count of the ties
+    std::int64_t seen = before;
+    for (std::int64_t j = 0; j < len; ++j) {
+      const std::int64_t eq = keys[j] == t ? 1 : 0;
+      keep[j] = (keys[j] > t || (eq & static_cast<std::int64_t>(seen < ties_to_keep))) ? 1.0f : 0.0f;
+      seen += eq;
+    }
   }
 };
 
@@ -89,7 +98,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
 
   // ---- nonzero counts (needed only by nonzero_fraction requests) and the sample --------------------
   const bool need_nnz = std::any_of(reqs.begin(), reqs.end(), [](const topk_request& q) { return q.nonzero_fraction >= 0; });
-  constexpr std::int64_t run = 64, stride_runs = 32, small_n = 1 << 16;
+  constexpr std::int64_t run = 64, stride_runs = 64, small_n = 1 << 16;
   const bool sampled = n >= small_n;
 
   // Bracket per request: [lo, hi] (inclusive) expected to contain the k-th largest key.
@@ -125,29 +134,54 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         continue;
       const double p = std::clamp(k_est / static_cast<double>(n), 0.0, 1.0);
       const double s = static_cast<double>(s_total);
-      const double centre = p * s, margin = 6.0 * std::sqrt(s * p * (1.0 - p)) + 32.0 + 0.002 * s;
+      const double centre = p * s, margin = 6.0 * std::sqrt(s * p * (1.0 - p)) + 32.0 + 0.001 * s;
       const auto hi_rank = static_cast<std::int64_t>(std::floor(centre - margin)); // 1-based rank from the top
       const auto lo_rank = static_cast<std::int64_t>(std::ceil(centre + margin));
-      auto kth = [&](std::int64_t rank) { // rank-th largest of the sample (1-based)
-        std::nth_element(tmp.begin(), tmp.begin() + (rank - 1), tmp.end(), std::greater<>());
+      auto kth = [&](std::int64_t rank, std::int64_t from) { // rank-th largest of the sample (1-based)
+        std::nth_element(tmp.begin() + from, tmp.begin() + (rank - 1), tmp.end(), std::greater<>());
         return tmp[static_cast<std::size_t>(rank - 1)];
       };
-      hi[r] = hi_rank >= 1 ? kth(hi_rank) : std::numeric_limits<std::uint32_t>::max();
-      lo[r] = lo_rank <= s_total ? kth(lo_rank) : 0u;
+      hi[r] = hi_rank >= 1 ? kth(hi_rank, 0) : std::numeric_limits<std::uint32_t>::max();
+      lo[r] = lo_rank <= s_total ? kth(lo_rank, std::max<std::int64_t>(hi_rank, 0)) : 0u;
       active[r] = 1;
     }
   }
 
-  // ---- one collection pass: counts above each bracket, candidates inside it, nonzero counts --------------
+  // ---- one collection pass: per request, keys above the bracket, per-block counts of keys equal to its ends
+  // (heavy ties, e.g. quantized bf16 deltas, then cost no memory), candidates strictly inside it; nonzero counts
   const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, std::max<std::int64_t>(nblocks, 1));
   struct cand {
     std::uint32_t key;
     std::int64_t index;
   };
-  std::vector<std::vector<std::vector<cand>>> cands(static_cast<std::size_t>(workers), std::vector<std::vector<cand>>(R));
+  struct cand_list { // growable buffer without value-initialization (appends are branch-free)
+    std::unique_ptr<cand[]> buf;
+    std::size_t n = 0, cap = 0;
+    void room(std::size_t more) {
+      if (n + more <= cap)
+        return;
+      const std::size_t c = std::max(cap * 2, n + more);
+      std::unique_ptr<cand[]> b(new cand[c]);
+      std::copy(buf.get(), buf.get() + n, b.get());
+      buf = std::move(b);
+      cap = c;
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return n; }
+    [[nodiscard]] const cand* begin() const noexcept { return buf.get(); }
+    [[nodiscard]] const cand* end() const noexcept { return buf.get() + n; }
+  };
+  std::vector<std::vector<cand_list>> cands(static_cast<std::size_t>(workers));
+  for (auto& c : cands)
+    c.resize(R);
   std::vector<std::int64_t> above(static_cast<std::size_t>(workers) * R, 0);
   std::vector<std::int64_t> nnz(static_cast<std::size_t>(workers) * nstreams, 0);
+  std::vector<std::vector<std::int32_t>> eq_hi(R), eq_lo(R); // per block
   const bool any_active = std::any_of(active.begin(), active.end(), [](char a) { return a != 0; });
+  for (std::size_t r = 0; r < R; ++r)
+    if (active[r]) {
+      eq_hi[r].assign(static_cast<std::size_t>(nblocks), 0);
+      eq_lo[r].assign(static_cast<std::size_t>(nblocks), 0);
+    }
   if (any_active || need_nnz) {
     const std::int64_t per = (nblocks + workers - 1) / workers;
     const std::size_t sf = scratch_floats + nstreams * static_cast<std::size_t>(block);
@@ -163,8 +197,9 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
           for (std::size_t st = 0; st < nstreams; ++st) {
             std::int64_t c = 0;
             const std::uint32_t* kk = keys + st * static_cast<std::size_t>(block);
+            FUSEKIT_PRAGMA_SIMD
             for (std::int64_t j = 0; j < len; ++j)
-              c += kk[j] != 0;
+              c += kk[j] != 0 ? 1 : 0;
             nnz[static_cast<std::size_t>(w) * nstreams + st] += c;
           }
         for (std::size_t r = 0; r < R; ++r) {
@@ -173,14 +208,41 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
           const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
           const std::uint32_t l = lo[r], h = hi[r];
           std::int64_t a = 0;
+          std::int32_t eh = 0, el = 0;
           FUSEKIT_PRAGMA_SIMD
-          for (std::int64_t j = 0; j < len; ++j)
+          for (std::int64_t j = 0; j < len; ++j) {
             a += kk[j] > h ? 1 : 0;
-          const std::uint32_t width = h - l;
-          for (std::int64_t j = 0; j < len; ++j)
-            if (kk[j] - l <= width) [[unlikely]] // l <= key <= h, one unsigned compare
-              my[r].push_back({kk[j], b + j});
+            eh += kk[j] == h ? 1 : 0;
+            el += kk[j] == l ? 1 : 0;
+          }
           above[static_cast<std::size_t>(w) * R + r] += a;
+          eq_hi[r][static_cast<std::size_t>(bi)] = eh;
+          eq_lo[r][static_cast<std::size_t>(bi)] = el;
+          if (h - l >= 2) { // keys strictly inside (l, h): one unsigned compare, branch-free append
+            const std::uint32_t base = l + 1, width = h - l - 2;
+            cand_list& cl = my[r];
+            cl.room(static_cast<std::size_t>(len));
+            cand* o = cl.buf.get() + cl.n;
+            std::size_t c = 0;
+            constexpr std::int64_t G = 16;
+            std::int64_t j0 = 0;
+            for (; j0 + G <= len; j0 += G) { // skip groups without candidates (vectorized test)
+              std::uint32_t any = 0;
+              for (std::int64_t j = j0; j < j0 + G; ++j)
+                any |= kk[j] - base <= width ? 1u : 0u;
+              if (!any)
+                continue;
+              for (std::int64_t j = j0; j < j0 + G; ++j) {
+                o[c] = {kk[j], b + j};
+                c += kk[j] - base <= width ? 1 : 0;
+              }
+            }
+            for (std::int64_t j = j0; j < len; ++j) {
+              o[c] = {kk[j], b + j};
+              c += kk[j] - base <= width ? 1 : 0;
+            }
+            cl.n += c;
+          }
         }
       }
     });
@@ -189,6 +251,17 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
   for (std::int64_t w = 0; w < workers; ++w)
     for (std::size_t st = 0; st < nstreams; ++st)
       nnz_total[st] += nnz[static_cast<std::size_t>(w) * nstreams + st];
+
+  // prefix sums of per-block counts -> ties_before
+  auto ties_from_blocks = [&](block_topk& t, const std::vector<std::int32_t>& per_block) {
+    t.ties_before.assign(static_cast<std::size_t>(nblocks) + 1, 0);
+    std::int64_t acc = 0;
+    for (std::int64_t bi = 0; bi < nblocks; ++bi) {
+      t.ties_before[static_cast<std::size_t>(bi)] = acc;
+      acc += per_block[static_cast<std::size_t>(bi)];
+    }
+    t.ties_before[static_cast<std::size_t>(nblocks)] = acc;
+  };
 
   // ---- resolve each request ----------------------------------------------------------------------------
   std::vector<std::uint32_t> keys_tmp;
@@ -202,22 +275,37 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       continue;
     bool done = false;
     if (active[r]) {
-      std::int64_t ab = 0;
-      std::size_t total = 0;
+      const std::uint32_t l = lo[r], h = hi[r];
+      std::int64_t ab = 0, n_hi = 0, n_lo = 0;
+      std::size_t inside = 0;
       for (std::int64_t w = 0; w < workers; ++w) {
         ab += above[static_cast<std::size_t>(w) * R + r];
-        total += cands[static_cast<std::size_t>(w)][r].size();
+        inside += cands[static_cast<std::size_t>(w)][r].size();
       }
-      if (ab < t.k && ab + static_cast<std::int64_t>(total) >= t.k) {
+      for (std::int64_t bi = 0; bi < nblocks; ++bi) {
+        n_hi += eq_hi[r][static_cast<std::size_t>(bi)];
+        n_lo += eq_lo[r][static_cast<std::size_t>(bi)];
+      }
+      if (l == h)
+        n_lo = 0; // the same keys
+      const auto ins = static_cast<std::int64_t>(inside);
+      if (ab < t.k && t.k <= ab + n_hi) { // the threshold is the bracket's upper end
+        t.threshold = h;
+        t.ties_to_keep = t.k - ab;
+        t.keep_all_ties = t.ties_to_keep == n_hi;
+        if (!t.keep_all_ties)
+          ties_from_blocks(t, eq_hi[r]);
+        done = true;
+      } else if (ab + n_hi < t.k && t.k <= ab + n_hi + ins) { // strictly inside: select among the candidates
         keys_tmp.clear();
-        keys_tmp.reserve(total);
+        keys_tmp.reserve(inside);
         for (std::int64_t w = 0; w < workers; ++w)
           for (const cand& c : cands[static_cast<std::size_t>(w)][r])
             keys_tmp.push_back(c.key);
-        const std::int64_t want = t.k - ab; // want-th largest among the candidates
+        const std::int64_t want = t.k - ab - n_hi; // want-th largest among the candidates
         std::nth_element(keys_tmp.begin(), keys_tmp.begin() + (want - 1), keys_tmp.end(), std::greater<>());
         t.threshold = keys_tmp[static_cast<std::size_t>(want - 1)];
-        std::int64_t greater = ab, equal = 0;
+        std::int64_t greater = ab + n_hi, equal = 0;
         for (std::uint32_t x : keys_tmp) {
           greater += x > t.threshold;
           equal += x == t.threshold;
@@ -225,18 +313,20 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         t.ties_to_keep = t.k - greater;
         t.keep_all_ties = t.ties_to_keep == equal;
         if (!t.keep_all_ties) {
-          std::vector<std::int64_t> per_block(static_cast<std::size_t>(nblocks), 0);
+          std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
           for (std::int64_t w = 0; w < workers; ++w)
             for (const cand& c : cands[static_cast<std::size_t>(w)][r])
               if (c.key == t.threshold)
                 ++per_block[static_cast<std::size_t>(c.index / block)];
-          t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
-          std::int64_t acc = 0;
-          for (std::int64_t bi = 0; bi < nblocks; ++bi) {
-            t.ties_before[static_cast<std::size_t>(bi)] = acc;
-            acc += per_block[static_cast<std::size_t>(bi)];
-          }
+          ties_from_blocks(t, per_block);
         }
+        done = true;
+      } else if (l != h && ab + n_hi + ins < t.k && t.k <= ab + n_hi + ins + n_lo) { // the lower end
+        t.threshold = l;
+        t.ties_to_keep = t.k - (ab + n_hi + ins);
+        t.keep_all_ties = t.ties_to_keep == n_lo;
+        if (!t.keep_all_ties)
+          ties_from_blocks(t, eq_lo[r]);
         done = true;
       }
     }
@@ -256,13 +346,10 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       t.ties_to_keep = t.k - greater;
       t.keep_all_ties = t.ties_to_keep == equal;
       if (!t.keep_all_ties) {
-        t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
-        std::int64_t acc = 0;
-        for (std::int64_t bi = 0; bi < nblocks; ++bi) {
-          t.ties_before[static_cast<std::size_t>(bi)] = acc;
-          for (std::int64_t e = bi * block; e < std::min(n, (bi + 1) * block); ++e)
-            acc += keys_tmp[static_cast<std::size_t>(e)] == t.threshold;
-        }
+        std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
+        for (std::int64_t e = 0; e < n; ++e)
+          per_block[static_cast<std::size_t>(e / block)] += keys_tmp[static_cast<std::size_t>(e)] == t.threshold;
+        ties_from_blocks(t, per_block);
       }
       done = true;
     }
@@ -274,19 +361,14 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       t.ties_to_keep = t.k - kr.greater;
       t.keep_all_ties = t.ties_to_keep == kr.equal;
       if (!t.keep_all_ties) {
-        std::vector<std::int64_t> per_block(static_cast<std::size_t>(nblocks), 0);
+        std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
         exec::for_each_n(policy, nblocks, [&](std::int64_t bi) {
-          std::int64_t c = 0;
+          std::int32_t c = 0;
           for (std::int64_t e = bi * block; e < std::min(n, (bi + 1) * block); ++e)
             c += key(e) == t.threshold;
           per_block[static_cast<std::size_t>(bi)] = c;
         });
-        t.ties_before.assign(static_cast<std::size_t>(nblocks), 0);
-        std::int64_t acc = 0;
-        for (std::int64_t bi = 0; bi < nblocks; ++bi) {
-          t.ties_before[static_cast<std::size_t>(bi)] = acc;
-          acc += per_block[static_cast<std::size_t>(bi)];
-        }
+        ties_from_blocks(t, per_block);
       }
     }
   }
