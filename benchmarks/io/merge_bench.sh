@@ -12,7 +12,7 @@ work=${2:-/tmp/fusekit-merge-bench}
 threads=${3:-2}
 [ -x "$fk" ] || { echo "merge_bench: $fk not found (build the fusekit_tool target)"; exit 1; }
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
-trap 'rm -rf "$work/demo" "$work/out"' EXIT
+trap 'rm -rf "$work/demo" "$work/out"' EXIT   # the multi-GB files never outlive the run
 
 echo "== generating 3 x ~2 GB bf16 checkpoints"
 /usr/bin/time -f "generate: %e s" "$fk" demo-checkpoints demo --preset bench --dense --models base,math,code >/dev/null
@@ -26,15 +26,15 @@ models:
     parameters: {weight: 0.5, density: 0.4}
 parameters: {normalize: true}
 YML
-in_bytes=$(find demo -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
+in_bytes=$(find demo -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 sync
 echo "== page-cache read bound (cat > /dev/null, warm)"
 cat demo/*/*.safetensors >/dev/null
 t0=$(date +%s.%N); cat demo/*/*.safetensors >/dev/null; t1=$(date +%s.%N)
-read_s=$(echo "$t1 - $t0" | bc -l)
+read_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
 for m in task_arithmetic; do
   sed "s/merge_method: ties/merge_method: $m/" ties.yml >$m.yml
-  /usr/bin/time -f "$m -j$threads: %e s wall, %M KB peak RSS" "$fk" merge $m.yml out --threads "$threads" --quiet >/dev/null
+  /usr/bin/time -f "$m -j$threads: %e s wall, %U+%S s CPU (%P), %M KB peak RSS" "$fk" merge $m.yml out --threads "$threads" --quiet >/dev/null
   rm -rf out
 done
 echo "== fusekit merge (TIES, --threads $threads)"
@@ -42,13 +42,16 @@ echo "== fusekit merge (TIES, --threads $threads)"
 cat merge.txt
 wall=$(grep 'Elapsed (wall clock)' time.txt | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
 rss_kb=$(grep 'Maximum resident set size' time.txt | awk '{print $NF}')
-out_bytes=$(find out -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}')
-printf '\n| input | output | cat (page cache) | fusekit merge ties -j%s | ratio | peak RSS | RSS / input |\n' "$threads"
-printf '|---|---|---|---|---|---|---|\n'
-printf '| %.2f GB | %.2f GB | %.2f s (%.2f GB/s) | %.2f s (%.2f GB/s in) | %.2fx | %.0f MB | %.1f%% |\n' \
-  "$(echo "$in_bytes/1e9" | bc -l)" "$(echo "$out_bytes/1e9" | bc -l)" "$read_s" "$(echo "$in_bytes/1e9/$read_s" | bc -l)" \
-  "$wall" "$(echo "$in_bytes/1e9/$wall" | bc -l)" "$(echo "$wall/$read_s" | bc -l)" "$(echo "$rss_kb/1024" | bc -l)" \
-  "$(echo "100*$rss_kb*1024/$in_bytes" | bc -l)"
+out_bytes=$(find out -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
+cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.1f", u+s}' time.txt)
+pct=$(grep 'Percent of CPU' time.txt | awk '{print $NF}')
+load=$(cut -d' ' -f1 /proc/loadavg)
+awk -v in_b="$in_bytes" -v out_b="$out_bytes" -v rd="$read_s" -v wall="$wall" -v rss="$rss_kb" -v t="$threads" \
+    -v cpu="$cpu" -v pct="$pct" -v load="$load" 'BEGIN {
+  printf "\n| input | output | cat > /dev/null (page cache) | fusekit merge ties -j%d | wall / cat | CPU (user+sys) | peak RSS | RSS / input | load avg |\n", t
+  printf "|---|---|---|---|---|---|---|---|---|\n"
+  printf "| %.2f GB | %.2f GB | %.2f s (%.2f GB/s) | %.1f s (%.2f GB/s in) | %.1fx | %.1f s (%s) | %.0f MB | %.1f%% | %s |\n",
+    in_b/1e9, out_b/1e9, rd, in_b/1e9/rd, wall, in_b/1e9/wall, wall/rd, cpu, pct, rss/1024, 100*rss*1024/in_b, load }'
 if python3 -c "import mergekit" 2>/dev/null; then
   echo "== mergekit-yaml on the same config"
   /usr/bin/time -v mergekit-yaml ties.yml out_mk 2>mk_time.txt >/dev/null
