@@ -453,6 +453,48 @@ BOOST_AUTO_TEST_CASE(combined_with_batch_token_mean_sft) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(aot_batch_coupled_finite_differences) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-60.0, -5.0), d(-3.0, 3.0);
+  const int B = 6;
+  std::vector<double> pc(B), pr(B), rc(B), rr(B), gc(B), gr(B);
+  for (int i = 0; i < B; ++i) {
+    pc[i] = u(rng);
+    pr[i] = u(rng);
+    rc[i] = pc[i] + d(rng);
+    rr[i] = pr[i] + d(rng);
+  }
+  fk::preference_batch<double> in{.policy_chosen = fk::host_view(static_cast<const double*>(pc.data()), B),
+                                  .policy_rejected = fk::host_view(static_cast<const double*>(pr.data()), B),
+                                  .ref_chosen = fk::host_view(static_cast<const double*>(rc.data()), B),
+                                  .ref_rejected = fk::host_view(static_cast<const double*>(rr.data()), B)};
+  for (bool unpaired : {false, true}) {
+    const fk::aot loss{.beta = 0.4, .label_smoothing = 0.1, .unpaired = unpaired};
+    fk::preference_outputs<double> out{.d_policy_chosen = fk::host_view(gc.data(), B),
+                                       .d_policy_rejected = fk::host_view(gr.data(), B)};
+    const double l0 = fk::preference_loss(fk::exec::seq, loss, in, out).loss;
+    BOOST_TEST(std::isfinite(l0));
+    for (int i = 0; i < B; ++i)
+      for (auto* v : {&pc, &pr}) {
+        const double h = 1e-6, x0 = (*v)[i];
+        (*v)[i] = x0 + h;
+        const double lp = fk::preference_loss(fk::exec::seq, loss, in).loss;
+        (*v)[i] = x0 - h;
+        const double lm = fk::preference_loss(fk::exec::seq, loss, in).loss;
+        (*v)[i] = x0;
+        close(v == &pc ? gc[i] : gr[i], (lp - lm) / (2 * h), 1e-8, 1e-6);
+      }
+  }
+  // a batch of one is conservative DPO on that pair
+  fk::preference_batch<double> one = in;
+  one.policy_chosen = fk::host_view(static_cast<const double*>(pc.data()), 1);
+  one.policy_rejected = fk::host_view(static_cast<const double*>(pr.data()), 1);
+  one.ref_chosen = fk::host_view(static_cast<const double*>(rc.data()), 1);
+  one.ref_rejected = fk::host_view(static_cast<const double*>(rr.data()), 1);
+  close(fk::preference_loss(fk::exec::seq, fk::aot{.beta = 0.4, .label_smoothing = 0.1}, one).loss,
+        fk::dpo{.beta = 0.4, .label_smoothing = 0.1}(pair(pc[0], pr[0], rc[0], rr[0])).loss, 1e-14);
+}
+
 BOOST_AUTO_TEST_CASE(batch_errors_and_zero_length) {
   std::vector<double> pc{-1, -2}, pr{-3, std::numeric_limits<double>::quiet_NaN()}, lc{0, 3}, lr{2, 0};
   fk::preference_batch<double> in{.policy_chosen = fk::host_view(pc.data(), 2),

@@ -467,6 +467,38 @@ struct sppo_hard {
   }
 };
 
+/// AOT (TRL `aot` / `aot_unpaired`, arXiv 2406.05882): batch-coupled. Paired: sort the policy
+/// log-ratios pc−pr and the reference ones rc−rr over the batch, δ_k = sorted_k − sorted_ref_k;
+/// unpaired: δ_k = sorted(uc)_k − sorted(ur)_k. Loss per rank −(1−ε)logσ(βδ_k) − ε logσ(−βδ_k); the
+/// gradient flows to the pair(s) holding rank k. fusekit::preference_loss does the sorting; called on
+/// a single pair (a batch of one) this is cDPO on that pair.
+struct aot {
+  static constexpr std::string_view name = "aot";
+  double beta = 0.1;
+  double label_smoothing = 0.0;
+  bool unpaired = false; ///< TRL `aot_unpaired` (formerly `aot_pair`)
+  void validate() const {
+    detail::expect_positive(beta, "aot", "beta");
+    detail::expect_in(label_smoothing, 0.0, 1.0, false, false, "aot", "label_smoothing");
+  }
+  /// Loss of rank k with difference δ, and d/dδ.
+  template <class R> FUSEKIT_HOST_DEVICE detail::smoothed_sigmoid<R> at(R delta) const noexcept {
+    const auto s = detail::smoothed_sigmoid_loss(R(beta) * delta, R(label_smoothing));
+    return {s.value, R(beta) * s.dz};
+  }
+  template <class R> FUSEKIT_HOST_DEVICE pair_result<R> operator()(const pair_logps<R>& p) const noexcept {
+    const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
+    const auto s = at(uc - ur);
+    pair_result<R> r;
+    r.loss = s.value;
+    r.d_chosen = s.dz;
+    r.d_rejected = -s.dz;
+    r.reward_chosen = R(beta) * uc;
+    r.reward_rejected = R(beta) * ur;
+    return r;
+  }
+};
+
 /// SFT / NLL term on the chosen completion: token-mean cross-entropy −pc/Lc per pair. In a batch,
 /// `batch_token_mean = true` (default) uses −Σpc/ΣLc over the batch as TRL's `sft` loss type, CPO's and
 /// ORPO's NLL do (nn.CrossEntropyLoss over all chosen tokens); false averages −pc/Lc over pairs.

@@ -11,6 +11,7 @@
 /// The gradients then go to fusekit::sequence_logprobs_backward (logprob.hpp) as d(loss)/d(sum logp).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <fusekit/core/error.hpp>
 #include <fusekit/exec/primitives.hpp>
@@ -165,13 +167,36 @@ template <class... Ls> struct pref_traits<combined<Ls...>> {
   static constexpr bool uses_source = (pref_traits<Ls>::uses_source || ...);
 };
 
-/// Batch context for batch-coupled terms (sft with batch_token_mean).
+/// Batch context for batch-coupled terms (sft with batch_token_mean, aot).
 struct pref_context {
   double inv_batch = 1;      ///< 1/B
   double sum_len_chosen = 1; ///< Σ Lc over the batch
+  // aot: for pair i, δ at the rank of its policy log-ratio (paired), and δ at the ranks of its chosen
+  // and rejected log-ratios (unpaired); empty unless the loss contains aot
+  std::vector<double> aot_paired, aot_chosen, aot_rejected;
 };
 
-template <class L> pair_result<double> batch_term(const L& l, const pair_logps<double>& p, const pref_context& c) {
+template <class L> struct contains_aot : std::is_same<L, aot> {};
+template <class... Ls> struct contains_aot<combined<Ls...>> : std::bool_constant<(contains_aot<Ls>::value || ...)> {};
+
+template <class L>
+pair_result<double> batch_term(const L& l, const pair_logps<double>& p, const pref_context& c, std::int64_t i) {
+  if constexpr (std::is_same_v<L, aot>) {
+    const std::size_t k = static_cast<std::size_t>(i);
+    pair_result<double> r = l(p); // rewards
+    if (!l.unpaired) {
+      const auto s = l.at(c.aot_paired[k]);
+      r.loss = s.value * c.inv_batch;
+      r.d_chosen = s.dz * c.inv_batch;
+      r.d_rejected = -s.dz * c.inv_batch;
+    } else {
+      const auto sc = l.at(c.aot_chosen[k]), sr = l.at(c.aot_rejected[k]);
+      r.loss = sc.value * c.inv_batch; // the loss at the chosen rank (the ranks' losses sum to the batch total)
+      r.d_chosen = sc.dz * c.inv_batch;
+      r.d_rejected = -sr.dz * c.inv_batch;
+    }
+    return r;
+  }
   pair_result<double> r = l(p);
   if constexpr (std::is_same_v<L, sft>) {
     if (l.batch_token_mean) {
@@ -187,13 +212,14 @@ template <class L> pair_result<double> batch_term(const L& l, const pair_logps<d
   return r;
 }
 template <class... Ls>
-pair_result<double> batch_term(const combined<Ls...>& l, const pair_logps<double>& p, const pref_context& c) {
+pair_result<double> batch_term(const combined<Ls...>& l, const pair_logps<double>& p, const pref_context& c,
+                               std::int64_t i) {
   pair_result<double> acc;
   bool first = true;
   std::apply(
       [&](const auto&... t) {
         auto add = [&](const auto& term) {
-          const pair_result<double> r = batch_term(term.loss, p, c);
+          const pair_result<double> r = batch_term(term.loss, p, c, i);
           acc.loss += term.weight * r.loss;
           acc.d_chosen += term.weight * r.d_chosen;
           acc.d_rejected += term.weight * r.d_rejected;
@@ -293,9 +319,39 @@ requires preference_loss_type<L> preference_metrics preference_loss(const Policy
     sum_len += p.len_chosen;
   }
   ctx.sum_len_chosen = sum_len;
+  if constexpr (detail::contains_aot<L>::value) {
+    // ranks of the batch's log-ratios (stable sorts: ties keep index order)
+    const auto n = static_cast<std::size_t>(B);
+    std::vector<double> pol(n), ref(n), uc(n), ur(n);
+    for (std::int64_t i = 0; i < B; ++i) {
+      const pair_logps<double> p = pair_at(i);
+      const auto k = static_cast<std::size_t>(i);
+      pol[k] = p.policy_chosen - p.policy_rejected;
+      ref[k] = p.ref_chosen - p.ref_rejected;
+      uc[k] = p.policy_chosen - p.ref_chosen;
+      ur[k] = p.policy_rejected - p.ref_rejected;
+    }
+    auto order = [n](const std::vector<double>& v) {
+      std::vector<std::size_t> o(n);
+      for (std::size_t k = 0; k < n; ++k)
+        o[k] = k;
+      std::stable_sort(o.begin(), o.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+      return o;
+    };
+    const auto op = order(pol), orf = order(ref), oc = order(uc), orj = order(ur);
+    ctx.aot_paired.assign(n, 0.0);
+    ctx.aot_chosen.assign(n, 0.0);
+    ctx.aot_rejected.assign(n, 0.0);
+    for (std::size_t r = 0; r < n; ++r) {
+      ctx.aot_paired[op[r]] = pol[op[r]] - ref[orf[r]];
+      const double d = uc[oc[r]] - ur[orj[r]];
+      ctx.aot_chosen[oc[r]] = d;
+      ctx.aot_rejected[orj[r]] = d;
+    }
+  }
 
   exec::for_each_n(policy, B, [&](std::int64_t i) {
-    const pair_result<double> r = detail::batch_term(loss, pair_at(i), ctx);
+    const pair_result<double> r = detail::batch_term(loss, pair_at(i), ctx, i);
     if (!out.d_policy_chosen.empty())
       out.d_policy_chosen[i] = static_cast<T>(r.d_chosen);
     if (!out.d_policy_rejected.empty())
@@ -314,7 +370,7 @@ requires preference_loss_type<L> preference_metrics preference_loss(const Policy
   m.pairs = B;
   for (std::int64_t i = 0; i < B; ++i) { // recomputed in order: deterministic for any policy
     const pair_logps<double> p = pair_at(i);
-    const pair_result<double> r = detail::batch_term(loss, p, ctx);
+    const pair_result<double> r = detail::batch_term(loss, p, ctx, i);
     m.loss += r.loss;
     m.rewards_chosen += r.reward_chosen;
     m.rewards_rejected += r.reward_rejected;

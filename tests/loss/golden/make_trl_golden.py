@@ -13,6 +13,7 @@ stand-in `self` that carries only the attributes they read (no model, no dataset
 * `bco_pair` in 0.28 subtracts a running mean delta of the rewards; TRL v1 removed it. The stand-in's
   running mean is 0, which is the v1 formula fusekit implements.
 * `sigmoid` with label_smoothing > 0 is 0.28's conservative DPO (fusekit `dpo{.label_smoothing}`).
+* `aot` / `aot_unpaired` couple the batch through sorting; their saved `losses` are in rank order.
 * LN-DPO (`sigmoid_norm`) exists only in TRL >= 1.x's model-level `_compute_loss`; it is covered by the
   spec vectors instead.
 Gradients are of the batch-mean loss (torch autograd, float64).
@@ -72,7 +73,7 @@ def run(kind, params, pc, pr, rc, rr, lc, lr):
     pc = pc.clone().requires_grad_(True)
     pr = pr.clone().requires_grad_(True)
     if kind in ("sigmoid", "robust", "hinge", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "discopop",
-                "apo_zero", "apo_down"):
+                "apo_zero", "apo_down", "aot", "aot_unpaired"):
         s = stand_in(params["beta"], params.get("label_smoothing", 0.0), params.get("tau", 0.05))
         losses, cr, rj = DPOTrainer.dpo_loss(s, pc, pr, rc, rr, loss_type=kind)
     elif kind == "ipo":
@@ -117,6 +118,10 @@ CASES = [
     ("simpo", {"beta": 2.0, "gamma": 1.0}),
     ("simpo", {"beta": 2.5, "gamma": 1.375, "label_smoothing": 0.1}),
     ("orpo", {"beta": 0.1}),
+    # appended later (seeds of the cases above are unchanged); TRL's per-pair `losses` are in sorted order
+    ("aot", {"beta": 0.1}),
+    ("aot", {"beta": 0.3, "label_smoothing": 0.1}),
+    ("aot_unpaired", {"beta": 0.2, "label_smoothing": 0.05}),
 ]
 
 out = {"generator": "tests/loss/golden/make_trl_golden.py", "trl": __import__("trl").__version__,
