@@ -7,6 +7,7 @@
 #include <fusekit/vocab/dtw.hpp>
 #include <fusekit/vocab/edit_distance.hpp>
 #include <fusekit/vocab/hf_tokenizer.hpp>
+#include <fusekit/vocab/token_ids_jsonl.hpp>
 #include <fusekit/vocab/token_cost.hpp>
 #include <fusekit/vocab/utf8.hpp>
 #include <fusekit/vocab/vocab_mapping.hpp>
@@ -440,6 +441,50 @@ BOOST_AUTO_TEST_CASE(round_trip_and_corruption) {
   std::stringstream b3(unsorted);
   expect_error([&] { (void)read_count_matrix(b3, "x.bin"); }, errc::parse_error, "ascending");
   expect_error([&] { (void)read_count_matrix(std::filesystem::path("/nonexistent.bin")); }, errc::io_error, "nonexistent");
+}
+
+BOOST_AUTO_TEST_CASE(mutated_files_fail_cleanly) {
+  // Every mutation of a valid file either parses or throws fusekit::error — never anything else.
+  const std::vector<std::tuple<std::int32_t, std::int32_t, std::uint32_t>> t = {{0, 2, 3}, {0, 5, 1}, {4, 0, 7}, {4, 2, 2}};
+  std::stringstream ss;
+  write_count_matrix(ss, count_matrix::from_triplets(6, 7, t));
+  const std::string good = ss.str();
+  std::mt19937 rng(77);
+  int rejected = 0, accepted = 0;
+  for (int it = 0; it < 3000; ++it) {
+    std::string bad = good;
+    for (int k = 1 + static_cast<int>(rng() % 3); k > 0; --k) bad[rng() % bad.size()] = static_cast<char>(rng() % 256);
+    if (it % 5 == 0) bad.resize(rng() % bad.size());
+    std::stringstream in(bad);
+    try {
+      const auto c = read_count_matrix(in, "fuzz");
+      for (std::int64_t p = 0; p < c.rows; ++p)  // an accepted matrix is internally consistent
+        for (auto k = c.row_offsets[static_cast<std::size_t>(p)]; k < c.row_offsets[static_cast<std::size_t>(p) + 1]; ++k)
+          BOOST_TEST_REQUIRE(c(p, c.col_index[static_cast<std::size_t>(k)]) > 0u);
+      ++accepted;
+    } catch (const fusekit::error&) {
+      ++rejected;
+    }
+  }
+  BOOST_TEST(rejected > 1000);
+  BOOST_TEST(accepted + rejected == 3000);
+
+  const std::string line = "{\"id\": 3, \"ids\": [1, 2, 30]}\n";
+  int jsonl_rejected = 0;
+  for (int it = 0; it < 500; ++it) {
+    std::string bad = line;
+    bad[rng() % (bad.size() - 1)] = "{}[],:\"x9- "[rng() % 12];
+    const auto path = temp_file("fuzz.jsonl", bad);
+    try {
+      const auto c = read_token_ids_jsonl(path, 31);
+      for (const auto& text : c.texts)
+        for (auto id : text) BOOST_TEST_REQUIRE((id >= 0 && id < 31));
+    } catch (const fusekit::error& e) {
+      ++jsonl_rejected;
+      BOOST_TEST_REQUIRE(std::string(e.what()).find("fuzz.jsonl") != std::string::npos);
+    }
+  }
+  BOOST_TEST(jsonl_rejected > 100);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
