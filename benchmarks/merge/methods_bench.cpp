@@ -6,6 +6,7 @@
 //   fusekit_bench_merge_methods --benchmark_filter='/par/'            (the table in docs/merging.md)
 //   fusekit_bench_merge_methods --benchmark_filter=smoke              (CI smoke run)
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <map>
@@ -51,6 +52,14 @@ struct models {
   }
 };
 
+/// CPU seconds of every thread of this process (user + system).
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 const models& shared_models(std::int64_t rows, std::int64_t cols) {
   static std::map<std::pair<std::int64_t, std::int64_t>, std::unique_ptr<models>> cache;
   const auto key = std::pair{rows, cols};
@@ -74,6 +83,7 @@ void run(benchmark::State& state, const Method& method, const Policy& pol) {
   const auto ov = host_view(out.data(), shape);
   const auto bv = host_view(static_cast<const T*>(m.base.data()), shape);
   const merge_context ctx{"model.layers.17.mlp.up_proj.weight", 42};
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     if constexpr (uses_base)
       merge(pol, method, ov, bv, in, ctx);
@@ -82,8 +92,13 @@ void run(benchmark::State& state, const Method& method, const Policy& pol) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
+  const double cpu = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(T);
   fusekit_bench::report_traffic(state, bytes * (k + (uses_base ? 1 : 0)), bytes);
+  // On a shared machine the wall time includes waiting for a core: also report the CPU seconds of all
+  // threads, and that divided by the thread count against the bound (a load-independent estimate).
+  state.counters["cpu_s_all_threads"] = cpu;
+  state.counters["cpu_bound_ratio"] = cpu / pol.concurrency() / state.counters["bound_s"].value;
   state.counters["inputs"] = static_cast<double>(k);
   state.counters["threads"] = pol.concurrency();
 }

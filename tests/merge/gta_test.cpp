@@ -190,10 +190,11 @@ BOOST_AUTO_TEST_CASE(heavy_ties_select_exactly_k_lowest_index_first) {
     std::vector<merge_input<vector_view<const float>>> in;
     for (std::size_t i = 0; i < 3; ++i) {
       ms[i].x.resize(static_cast<std::size_t>(n));
-      for (auto& v : ms[i].x)
-        v = 0.01f * static_cast<float>(lv(rng));
-      ms[i].weight = 0.3 + 0.1 * static_cast<double>(i);
+      for (auto& v : ms[i].x) // multiples of 1/64 with weights k/4: every sum is exact in fp32, so the sign
+        v = static_cast<float>(lv(rng)) / 64.0f; // elections cannot differ from the float64 reference
+      ms[i].weight = 0.25 * static_cast<double>(i + 1);
       ms[i].density = 0.1 + 0.35 * static_cast<double>(i);
+      ms[i].gamma = 0.03;
     }
     for (std::size_t i = 0; i < 3; ++i)
       in.push_back({host_view(static_cast<const float*>(ms[i].x.data()), n), static_cast<float>(ms[i].weight), ms[i].density, 0.03});

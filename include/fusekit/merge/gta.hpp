@@ -108,7 +108,7 @@ void della_bits(const P& policy, const view_io<Base>& base, const input_set<In>&
   const std::uint64_t stream = model_stream(ctx.tensor_name, i);
   // scratch per worker: x, b, u (floats) + two uint64 sort buffers (4 floats per element) + histogram
   const std::size_t hist_bins = 2048;
-  const std::size_t sf = static_cast<std::size_t>(cols) * 7 + hist_bins + 16;
+  const std::size_t sf = static_cast<std::size_t>(cols) * 7 + 3 * hist_bins + 16;
   for_each_block_scratch(policy, n, cols, sf, [&](std::int64_t row, std::int64_t b, std::int64_t e, float* s) {
     const std::int64_t C = e - b;
     float* x = s;
@@ -123,20 +123,28 @@ void della_bits(const P& policy, const view_io<Base>& base, const input_set<In>&
       x[j] -= bb[j];
       ka[j] = (static_cast<std::uint64_t>(exec::magnitude_key(x[j])) << 32) | static_cast<std::uint64_t>(j);
     }
-    // LSD radix sort of the 31-bit key (3 digits of 11 bits); stable, so equal keys stay in column order.
+    // LSD radix sort of the 31-bit key (3 digits of 11 bits, all histograms in one counting pass, digits
+    // shared by the whole row skipped); stable, so equal keys stay in column order.
+    std::fill(hist, hist + 3 * hist_bins, 0u);
+    for (std::int64_t j = 0; j < C; ++j) {
+      const auto k32 = static_cast<std::uint32_t>(ka[j] >> 32);
+      ++hist[k32 & 2047u];
+      ++hist[hist_bins + ((k32 >> 11) & 2047u)];
+      ++hist[2 * hist_bins + (k32 >> 22)];
+    }
     for (int pass = 0; pass < 3; ++pass) {
       const int shift = 32 + 11 * pass;
-      std::fill(hist, hist + hist_bins, 0u);
-      for (std::int64_t j = 0; j < C; ++j)
-        ++hist[(ka[j] >> shift) & 2047u];
+      std::uint32_t* hp = hist + static_cast<std::size_t>(pass) * hist_bins;
+      if (hp[(ka[0] >> shift) & 2047u] == static_cast<std::uint32_t>(C))
+        continue; // every key has this digit: the pass would not move anything
       std::uint32_t acc = 0;
       for (std::size_t h = 0; h < hist_bins; ++h) {
-        const std::uint32_t c = hist[h];
-        hist[h] = acc;
+        const std::uint32_t c = hp[h];
+        hp[h] = acc;
         acc += c;
       }
       for (std::int64_t j = 0; j < C; ++j)
-        kb[hist[(ka[j] >> shift) & 2047u]++] = ka[j];
+        kb[hp[(ka[j] >> shift) & 2047u]++] = ka[j];
       std::swap(ka, kb);
     }
     // ka is sorted ascending; write each column's keep probability into bb (reused).
