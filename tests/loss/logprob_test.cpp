@@ -444,6 +444,17 @@ BOOST_AUTO_TEST_CASE(fp16_and_bf16_widening_is_exact_for_every_bit_pattern) {
     bad2 += std::bit_cast<std::uint32_t>(oh[h]) != std::bit_cast<std::uint32_t>(static_cast<float>(vh[h])) ? 1 : 0;
   }
   BOOST_TEST(bad2 == 0);
+  // and the narrowing store of gradients to bf16 rounds exactly like fusekit::bf16(float), NaN included
+  std::vector<float> f;
+  for (std::uint32_t hi = 0; hi < 65536; ++hi)
+    for (std::uint32_t lo : {0u, 1u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu})
+      f.push_back(std::bit_cast<float>((hi << 16) | lo));
+  std::vector<fk::bf16> st(f.size());
+  fk::detail::store_block(st.data(), 1, f.data(), static_cast<std::int64_t>(f.size()), false);
+  int bad3 = 0;
+  for (std::size_t i = 0; i < f.size(); ++i)
+    bad3 += st[i].bits != fk::bf16(f[i]).bits ? 1 : 0;
+  BOOST_TEST(bad3 == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -81,6 +81,19 @@ FUSEKIT_FORCEINLINE void load_block(const T* p, std::int64_t s, C* buf, std::int
 template <class T, class C>
 FUSEKIT_FORCEINLINE void store_block(T* p, std::int64_t s, const C* buf, std::int64_t n, bool accumulate) noexcept {
   using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, bf16> && std::is_same_v<C, float>) {
+    if (s == 1 && !accumulate) {
+      // bf16 round-to-nearest-even on the bits, branch-free so it vectorizes (same result as bf16(float))
+      std::uint16_t* q = reinterpret_cast<std::uint16_t*>(p);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::uint32_t u = std::bit_cast<std::uint32_t>(buf[j]);
+        const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        const std::uint32_t quiet = (u >> 16) | 0x0040u;
+        q[j] = static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+      }
+      return;
+    }
+  }
   if (s == 1) {
     if (accumulate) {
       FUSEKIT_LOSS_SIMD
