@@ -420,6 +420,69 @@ BOOST_AUTO_TEST_CASE(topk_representation) {
   BOOST_TEST(ids[1 * K + 1] == 2000);
 }
 
+BOOST_AUTO_TEST_CASE(ld_dpo_weights_spec_example_and_gradient) {
+  // losses.md §1.1: chosen per-token log-probs (-1,-2,-3,-4,-5), rejected completion of 3 tokens,
+  // ld_alpha 0.5 -> chosen sum -10.5. Rows of V = 2 with logits (0, log(e^a - 1)) and label 0 have
+  // log-prob exactly -a. One prompt row (masked) in front of each sequence.
+  const std::int64_t V = 2;
+  const double chosen[] = {1, 2, 3, 4, 5}, rejected[] = {0.5, 0.25, 2.0};
+  std::vector<double> z;
+  std::vector<std::int64_t> y;
+  auto add = [&](double a) {
+    z.push_back(0.0);
+    z.push_back(std::log(std::expm1(a)));
+    y.push_back(0);
+  };
+  auto prompt = [&]() {
+    z.push_back(0.3);
+    z.push_back(-0.2);
+    y.push_back(-100);
+  };
+  prompt();
+  for (double a : chosen)
+    add(a);
+  prompt();
+  for (double a : rejected)
+    add(a);
+  const std::int64_t N = static_cast<std::int64_t>(y.size());
+  std::vector<std::int64_t> off{0, 6, N}, partner{1, 0};
+  std::vector<float> w(N);
+  fk::logits_batch<double> b{.logits =
+                                 fk::host_view(static_cast<const double*>(z.data()), std::array<std::int64_t, 2>{N, V}),
+                             .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N),
+                             .seq_offsets = fk::host_view(static_cast<const std::int64_t*>(off.data()), 3)};
+  fk::ld_dpo_token_weights(b, fk::vector_view<const std::int64_t>(fk::host_view(partner.data(), 2)), 0.5,
+                           fk::host_view(w.data(), N));
+  b.token_weight = fk::host_view(static_cast<const float*>(w.data()), N);
+  std::vector<double> sum(2), cnt(2);
+  fk::sequence_logprobs(
+      fk::exec::seq, b,
+      fk::sequence_logprob_outputs<double>{.sum = fk::host_view(sum.data(), 2), .count = fk::host_view(cnt.data(), 2)});
+  close(sum[0], -10.5, 1e-12);
+  close(sum[1], -2.75, 1e-12); // rejected is the shorter one: all its tokens count fully
+  BOOST_TEST(cnt[0] == 5.0);
+  // the backward carries the weights: finite differences of g·(weighted sum) w.r.t. the logits
+  std::vector<double> g{0.7, -1.1}, grad(N * V);
+  fk::sequence_logprobs_backward(fk::exec::seq, b, fk::vector_view<const double>(fk::host_view(g.data(), 2)),
+                                 fk::host_view(grad.data(), std::array<std::int64_t, 2>{N, V}));
+  for (std::int64_t i = 0; i < N * V; ++i) {
+    auto f = [&](double dz) {
+      auto zz = z;
+      zz[i] += dz;
+      auto bb = b;
+      bb.logits = fk::host_view(static_cast<const double*>(zz.data()), std::array<std::int64_t, 2>{N, V});
+      std::vector<double> s2(2);
+      fk::sequence_logprobs(fk::exec::seq, bb,
+                            fk::sequence_logprob_outputs<double>{.sum = fk::host_view(s2.data(), 2)});
+      return g[0] * s2[0] + g[1] * s2[1];
+    };
+    close(grad[i], (f(1e-6) - f(-1e-6)) / 2e-6, 1e-8, 1e-6);
+  }
+  BOOST_CHECK_THROW(fk::ld_dpo_token_weights(b, fk::vector_view<const std::int64_t>(fk::host_view(partner.data(), 2)),
+                                             1.5, fk::host_view(w.data(), N)),
+                    fk::error);
+}
+
 BOOST_AUTO_TEST_CASE(fp16_and_bf16_widening_is_exact_for_every_bit_pattern) {
   // the row kernels widen 16-bit storage with their own branch-free code: compare with fusekit's types
   int bad = 0;

@@ -42,6 +42,8 @@ template <class T, class L = std::int64_t, class M = std::uint8_t> struct logits
   vector_view<const M> mask{};                   ///< optional [N]; 0 = row does not count
   vector_view<const std::int64_t> seq_offsets{}; ///< optional [B+1], non-decreasing, within [0, N]
   std::int64_t ignore_index = -100;
+  vector_view<const float> token_weight{}; ///< optional [N]: weight of each row in sequence sums and their
+                                           ///< backward (LD-DPO, see ld_dpo_token_weights); empty = 1
 
   /// Number of rows.
   std::int64_t rows() const noexcept { return logits.extent(0); }
@@ -99,6 +101,9 @@ template <class T, class L, class M> void check_logits_batch(const logits_batch<
   FUSEKIT_EXPECTS(b.mask.empty() || b.mask.extent(0) == N, shape_mismatch,
                   std::string(fn) + ": mask has " + std::to_string(b.mask.extent(0)) + " entries, logits " +
                       std::to_string(N) + " rows");
+  FUSEKIT_EXPECTS(b.token_weight.empty() || b.token_weight.extent(0) == N, shape_mismatch,
+                  std::string(fn) + ": token_weight has " + std::to_string(b.token_weight.extent(0)) +
+                      " entries, logits " + std::to_string(N) + " rows");
   if (!b.seq_offsets.empty()) {
     const std::int64_t B = b.seq_offsets.extent(0) - 1;
     FUSEKIT_EXPECTS(B >= 0, invalid_argument, std::string(fn) + ": seq_offsets needs B+1 entries");
@@ -259,7 +264,7 @@ void sequence_logprobs(const Policy& policy, const logits_batch<T, L, M>& b, con
       if (!b.valid(t))
         continue;
       cnt += 1;
-      sum += logp(t);
+      sum += b.token_weight.empty() ? logp(t) : static_cast<double>(b.token_weight[t]) * logp(t);
       if (!out.entropy_mean.empty())
         es += ent(t);
       if (!out.logit_mean.empty())
@@ -344,7 +349,8 @@ void sequence_logprobs_backward(const Policy& policy, const logits_batch<T, L, M
   std::vector<double> per_row(static_cast<std::size_t>(N), 0.0);
   for (std::int64_t s = 0; s < B; ++s)
     for (std::int64_t t = b.seq_begin(s); t < b.seq_end(s); ++t)
-      per_row[static_cast<std::size_t>(t)] = static_cast<double>(grad_seq[s]);
+      per_row[static_cast<std::size_t>(t)] =
+          static_cast<double>(grad_seq[s]) * (b.token_weight.empty() ? 1.0 : static_cast<double>(b.token_weight[t]));
   // rows outside every sequence are treated as not counting
   std::vector<std::uint8_t> in_seq(static_cast<std::size_t>(N), 0);
   for (std::int64_t s = 0; s < B; ++s)
@@ -357,6 +363,43 @@ void sequence_logprobs_backward(const Policy& policy, const logits_batch<T, L, M
     m[static_cast<std::size_t>(t)] = (in_seq[static_cast<std::size_t>(t)] && b.valid(t)) ? 1 : 0;
   rb.mask = host_view(static_cast<const std::uint8_t*>(m.data()), N);
   token_logprobs_backward(policy, rb, vector_view<const double>(host_view(per_row.data(), N)), grad, opt);
+}
+
+/// LD-DPO token weights (TRL `ld_alpha`, "length desensitization"): for each sequence s with partner
+/// sequence `partner[s]` (its pair's other completion), the first min(count(s), count(partner)) counted
+/// rows weigh 1 and later counted rows weigh `ld_alpha` ∈ [0, 1]; rows that do not count weigh 1.
+/// Put the result in `logits_batch::token_weight` for the policy *and* the reference batch.
+/// Example (losses.md §1.1): chosen per-token log-probs (−1,−2,−3,−4,−5), rejected length 3,
+/// ld_alpha 0.5 → chosen sum (−1−2−3) + 0.5·(−4−5) = −10.5.
+template <class T, class L, class M>
+void ld_dpo_token_weights(const logits_batch<T, L, M>& b, vector_view<const std::int64_t> partner, double ld_alpha,
+                          vector_view<float> weights) {
+  constexpr const char* fn = "ld_dpo_token_weights";
+  detail::check_logits_batch(b, fn);
+  const std::int64_t N = b.rows(), B = b.sequences();
+  FUSEKIT_EXPECTS(ld_alpha >= 0 && ld_alpha <= 1, invalid_argument,
+                  std::string(fn) + ": ld_alpha must be in [0, 1], got " + std::to_string(ld_alpha));
+  detail::check_rows(partner, B, fn, "partner");
+  FUSEKIT_EXPECTS(weights.extent(0) == N, shape_mismatch,
+                  std::string(fn) + ": weights has " + std::to_string(weights.extent(0)) + " entries, expected " +
+                      std::to_string(N));
+  std::vector<std::int64_t> count(static_cast<std::size_t>(B), 0);
+  for (std::int64_t s = 0; s < B; ++s)
+    for (std::int64_t t = b.seq_begin(s); t < b.seq_end(s); ++t)
+      count[static_cast<std::size_t>(s)] += b.valid(t) ? 1 : 0;
+  for (std::int64_t t = 0; t < N; ++t)
+    weights[t] = 1.0f;
+  for (std::int64_t s = 0; s < B; ++s) {
+    const std::int64_t q = partner[s];
+    FUSEKIT_EXPECTS(q >= 0 && q < B, out_of_range,
+                    std::string(fn) + ": partner[" + std::to_string(s) + "] = " + std::to_string(q) +
+                        " is not a sequence index");
+    const std::int64_t shared = std::min(count[static_cast<std::size_t>(s)], count[static_cast<std::size_t>(q)]);
+    std::int64_t k = 0;
+    for (std::int64_t t = b.seq_begin(s); t < b.seq_end(s); ++t)
+      if (b.valid(t) && ++k > shared)
+        weights[t] = static_cast<float>(ld_alpha);
+  }
 }
 
 } // namespace fusekit
