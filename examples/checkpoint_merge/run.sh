@@ -10,8 +10,12 @@ work=${1:-$build/checkpoint_merge}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/fusekit-ccache}
 launcher=""
 command -v ccache >/dev/null && launcher="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release $launcher -DFUSEKIT_BUILD_TESTS=OFF \
-      -DFUSEKIT_BUILD_BENCHMARKS=OFF -DFUSEKIT_BUILD_EXAMPLES=OFF -DFUSEKIT_ENABLE_CUDA=OFF >/dev/null
+if [ -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" >/dev/null   # keep the options of an existing build folder
+else
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release $launcher -DFUSEKIT_BUILD_TESTS=OFF \
+        -DFUSEKIT_BUILD_BENCHMARKS=OFF -DFUSEKIT_ENABLE_CUDA=OFF >/dev/null
+fi
 cmake --build "$build" -j "$(nproc)" --target fusekit_tool
 fk=$build/bin/fusekit
 mkdir -p "$work"
