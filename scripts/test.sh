@@ -8,6 +8,7 @@ cd "$root"
 bash scripts/deps.sh
 jobs=${FUSEKIT_JOBS:-$(nproc)}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/fusekit-ccache}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}  # cache hits across clones at other paths
 export CTEST_OUTPUT_ON_FAILURE=1
 
 echo "== fusekit: release build and full test suite"
