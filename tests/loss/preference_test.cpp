@@ -294,6 +294,42 @@ BOOST_AUTO_TEST_CASE(finite_differences_every_loss) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(f_divergence_scores) {
+  // TRL v1 scores: forward_kl 1 - e^-u, js log 2 + logsig(u), alpha (e^{(a-1)u} - 1)/(a-1)
+  const P p = pair(-12.5, -15.0, -13.0, -14.0, 5, 4); // uc = 0.5, ur = -1
+  const double uc = 0.5, ur = -1.0;
+  const fk::f_score fwd{.type = fk::f_divergence::forward_kl}, js{.type = fk::f_divergence::js_divergence},
+      al{.type = fk::f_divergence::alpha_divergence, .alpha = 0.5},
+      al1{.type = fk::f_divergence::alpha_divergence, .alpha = 1.0};
+  close(fk::dpo{.beta = 0.1, .score = fwd}(p).loss, fk::softplus(-0.1 * ((1 - std::exp(-uc)) - (1 - std::exp(-ur)))));
+  close(fk::dpo{.beta = 0.1, .score = js}(p).loss, fk::softplus(-0.1 * (fk::log_sigmoid(uc) - fk::log_sigmoid(ur))));
+  close(fk::dpo{.beta = 0.1, .score = al}(p).loss,
+        fk::softplus(-0.1 * ((std::exp(-0.5 * uc) - 1) / -0.5 - (std::exp(-0.5 * ur) - 1) / -0.5)));
+  close(fk::dpo{.beta = 0.1, .score = al1}(p).loss, fk::dpo{.beta = 0.1}(p).loss, 1e-15); // alpha = 1 falls back
+  const double rw = fk::dpo{.beta = 0.1, .score = js}(p).reward_chosen;
+  close(rw, 0.1 * uc); // rewards stay beta * u
+  // finite differences for every loss that takes a score, every score
+  std::mt19937_64 rng(77);
+  std::uniform_real_distribution<double> lp(-40.0, -2.0), d(-2.0, 2.0);
+  for (int trial = 0; trial < 10; ++trial) {
+    P q = pair(lp(rng), lp(rng), 0, 0, 7, 3);
+    q.ref_chosen = q.policy_chosen - d(rng);
+    q.ref_rejected = q.policy_rejected - d(rng);
+    for (const auto& sc : {fwd, js, al, fk::f_score{.type = fk::f_divergence::alpha_divergence, .alpha = 2.5}}) {
+      check_fd(fk::dpo{.beta = 0.3, .score = sc}, q);
+      check_fd(fk::dpo{.beta = 0.3, .label_smoothing = 0.1, .robust = true, .score = sc}, q);
+      check_fd(fk::ipo{.beta = 0.2, .score = sc}, q);
+      check_fd(fk::ln_dpo{.beta = 4, .score = sc}, q);
+      check_fd(fk::exo_pair{.beta = 0.4, .score = sc}, q);
+      check_fd(fk::discopop{.beta = 0.4, .tau = 0.5, .score = sc}, q);
+      const fk::hinge h{.beta = 0.3, .score = sc};
+      if (std::abs(1 - 0.3 * (sc.value(q.policy_chosen - q.ref_chosen) -
+                              sc.value(q.policy_rejected - q.ref_rejected))) > 1e-3)
+        check_fd(h, q);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(extreme_inputs_stay_finite) {
   // huge log-ratio differences in both directions: finite losses and gradients everywhere
   for (double d : {-1e4, -800.0, 800.0, 1e4}) {

@@ -76,6 +76,54 @@ inline void expect_in(double v, double lo, double hi, bool lo_open, bool hi_open
 
 } // namespace detail
 
+/// TRL's `f_divergence_type` (v1.x): the score s(u) applied to each log-ratio u before the loss,
+/// Δs = s(uc) − s(ur). reverse_kl: u (standard DPO); forward_kl: 1 − e^{−u}; js_divergence:
+/// log 2 + logσ(u); alpha_divergence: (e^{(α−1)u} − 1)/(α−1) with the exponent clamped at 80 as TRL
+/// does in fp32 (falls back to u when |α − 1| < 1e−6). Rewards stay β·u. (TRL 0.28 used a different
+/// alpha score, −e^{−αu}/α; fusekit follows v1.)
+enum class f_divergence { reverse_kl, forward_kl, js_divergence, alpha_divergence };
+
+/// The f-divergence score with its coefficient (TRL `f_alpha_divergence_coef`, default 0.5).
+struct f_score {
+  f_divergence type = f_divergence::reverse_kl;
+  double alpha = 0.5;
+  /// s(u).
+  template <class R> FUSEKIT_HOST_DEVICE R value(R u) const noexcept {
+    using std::exp;
+    using std::fabs;
+    switch (type) {
+    case f_divergence::reverse_kl: return u;
+    case f_divergence::forward_kl: return R(1) - exp(-u);
+    case f_divergence::js_divergence: return R(0.693147180559945309417232121458176568) + log_sigmoid(u);
+    case f_divergence::alpha_divergence: {
+      if (fabs(alpha - 1.0) < 1e-6)
+        return u;
+      const R t = R(alpha - 1.0) * u;
+      return (exp(t < R(80) ? t : R(80)) - R(1)) / R(alpha - 1.0);
+    }
+    }
+    return u;
+  }
+  /// ds/du (0 where the alpha exponent is clamped).
+  template <class R> FUSEKIT_HOST_DEVICE R deriv(R u) const noexcept {
+    using std::exp;
+    using std::fabs;
+    switch (type) {
+    case f_divergence::reverse_kl: return R(1);
+    case f_divergence::forward_kl: return exp(-u);
+    case f_divergence::js_divergence: return sigmoid(-u);
+    case f_divergence::alpha_divergence: {
+      if (fabs(alpha - 1.0) < 1e-6)
+        return R(1);
+      const R t = R(alpha - 1.0) * u;
+      return t < R(80) ? exp(t) : R(0);
+    }
+    }
+    return R(1);
+  }
+  void validate(const char* loss) const { detail::expect_positive(alpha, loss, "f_score.alpha"); }
+};
+
 /// DPO (TRL `sigmoid`, arXiv 2305.18290): z = β((pc−rc)−(pr−rr)), loss −logσ(z).
 /// With `label_smoothing` ε > 0: conservative DPO −(1−ε)logσ(z) − ε logσ(−z) (TRL ≤0.28 `sigmoid`);
 /// with `robust`: [−(1−ε)logσ(z) + ε logσ(−z)]/(1−2ε) (TRL `robust`, arXiv 2403.00409).
@@ -84,15 +132,17 @@ struct dpo {
   double beta = 0.1;
   double label_smoothing = 0.0;
   bool robust = false;
+  f_score score{}; ///< TRL f_divergence_type (default reverse_kl = standard DPO)
 
   void validate() const {
+    score.validate("dpo");
     detail::expect_positive(beta, "dpo", "beta");
     detail::expect_in(label_smoothing, 0.0, robust ? 0.5 : 1.0, false, robust, "dpo", "label_smoothing");
   }
   template <class R> FUSEKIT_HOST_DEVICE pair_result<R> operator()(const pair_logps<R>& p) const noexcept {
     const R b = R(beta), eps = R(label_smoothing);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
-    const R z = b * (uc - ur);
+    const R z = b * (score.value(uc) - score.value(ur));
     R value, dz;
     if (robust) {
       value = (-(R(1) - eps) * log_sigmoid(z) + eps * log_sigmoid(-z)) / (R(1) - R(2) * eps);
@@ -104,8 +154,8 @@ struct dpo {
     }
     pair_result<R> r;
     r.loss = value;
-    r.d_chosen = b * dz;
-    r.d_rejected = -b * dz;
+    r.d_chosen = b * dz * score.deriv(uc);
+    r.d_rejected = -b * dz * score.deriv(ur);
     r.reward_chosen = b * uc;
     r.reward_rejected = b * ur;
     return r;
@@ -116,15 +166,19 @@ struct dpo {
 struct hinge {
   static constexpr std::string_view name = "hinge";
   double beta = 0.1;
-  void validate() const { detail::expect_positive(beta, "hinge", "beta"); }
+  f_score score{};
+  void validate() const {
+    score.validate("hinge");
+    detail::expect_positive(beta, "hinge", "beta");
+  }
   template <class R> FUSEKIT_HOST_DEVICE pair_result<R> operator()(const pair_logps<R>& p) const noexcept {
     const R b = R(beta);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
-    const R m = R(1) - b * (uc - ur);
+    const R m = R(1) - b * (score.value(uc) - score.value(ur));
     pair_result<R> r;
     r.loss = m > R(0) ? m : R(0);
-    r.d_chosen = m > R(0) ? -b : R(0);
-    r.d_rejected = -r.d_chosen;
+    r.d_chosen = m > R(0) ? -b * score.deriv(uc) : R(0);
+    r.d_rejected = m > R(0) ? b * score.deriv(ur) : R(0);
     r.reward_chosen = b * uc;
     r.reward_rejected = b * ur;
     return r;
@@ -137,16 +191,20 @@ struct ipo {
   static constexpr std::string_view name = "ipo";
   double beta = 0.1;
   bool length_normalize = true;
-  void validate() const { detail::expect_positive(beta, "ipo", "beta"); }
+  f_score score{};
+  void validate() const {
+    score.validate("ipo");
+    detail::expect_positive(beta, "ipo", "beta");
+  }
   template <class R> FUSEKIT_HOST_DEVICE pair_result<R> operator()(const pair_logps<R>& p) const noexcept {
     const R b = R(beta);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
     const R lc = length_normalize ? p.len_chosen : R(1), lr = length_normalize ? p.len_rejected : R(1);
-    const R d = uc / lc - ur / lr - R(1) / (R(2) * b);
+    const R d = score.value(uc) / lc - score.value(ur) / lr - R(1) / (R(2) * b);
     pair_result<R> r;
     r.loss = d * d;
-    r.d_chosen = R(2) * d / lc;
-    r.d_rejected = -R(2) * d / lr;
+    r.d_chosen = R(2) * d * score.deriv(uc) / lc;
+    r.d_rejected = -R(2) * d * score.deriv(ur) / lr;
     r.reward_chosen = b * uc;
     r.reward_rejected = b * ur;
     return r;
@@ -162,19 +220,21 @@ struct ln_dpo {
   double beta = 0.1; ///< TRL default; FuseChat-3.0 trains LN-DPO with β = 10
   double label_smoothing = 0.0;
   bool normalized_rewards = false;
+  f_score score{};
   void validate() const {
+    score.validate("ln_dpo");
     detail::expect_positive(beta, "ln_dpo", "beta");
     detail::expect_in(label_smoothing, 0.0, 1.0, false, false, "ln_dpo", "label_smoothing");
   }
   template <class R> FUSEKIT_HOST_DEVICE pair_result<R> operator()(const pair_logps<R>& p) const noexcept {
     const R b = R(beta);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
-    const R z = b * (uc / p.len_chosen - ur / p.len_rejected);
+    const R z = b * (score.value(uc) / p.len_chosen - score.value(ur) / p.len_rejected);
     const auto s = detail::smoothed_sigmoid_loss(z, R(label_smoothing));
     pair_result<R> r;
     r.loss = s.value;
-    r.d_chosen = b * s.dz / p.len_chosen;
-    r.d_rejected = -b * s.dz / p.len_rejected;
+    r.d_chosen = b * s.dz * score.deriv(uc) / p.len_chosen;
+    r.d_rejected = -b * s.dz * score.deriv(ur) / p.len_rejected;
     r.reward_chosen = normalized_rewards ? b * uc / p.len_chosen : b * uc;
     r.reward_rejected = normalized_rewards ? b * ur / p.len_rejected : b * ur;
     return r;
@@ -397,7 +457,9 @@ struct exo_pair {
   static constexpr std::string_view name = "exo_pair";
   double beta = 0.1;
   double label_smoothing = 1e-3;
+  f_score score{};
   void validate() const {
+    score.validate("exo_pair");
     detail::expect_positive(beta, "exo_pair", "beta");
     detail::expect_in(label_smoothing, 0.0, 1.0, true, true, "exo_pair", "label_smoothing");
   }
@@ -406,13 +468,13 @@ struct exo_pair {
     using std::log1p;
     const R b = R(beta), eps = R(label_smoothing);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
-    const R z = b * (uc - ur);
+    const R z = b * (score.value(uc) - score.value(ur));
     const R sp = sigmoid(z), sm = sigmoid(-z);
     pair_result<R> r;
     r.loss = sp * (log_sigmoid(z) - log1p(-eps)) + sm * (log_sigmoid(-z) - log(eps));
     const R dz = sp * sm * (z + log(eps) - log1p(-eps));
-    r.d_chosen = b * dz;
-    r.d_rejected = -b * dz;
+    r.d_chosen = b * dz * score.deriv(uc);
+    r.d_rejected = -b * dz * score.deriv(ur);
     r.reward_chosen = b * uc;
     r.reward_rejected = b * ur;
     return r;
@@ -425,7 +487,9 @@ struct discopop {
   static constexpr std::string_view name = "discopop";
   double beta = 0.1;
   double tau = 0.05;
+  f_score score{};
   void validate() const {
+    score.validate("discopop");
     detail::expect_positive(beta, "discopop", "beta");
     detail::expect_positive(tau, "discopop", "tau");
   }
@@ -433,7 +497,7 @@ struct discopop {
     using std::exp;
     const R b = R(beta), t = R(tau);
     const R uc = p.policy_chosen - p.ref_chosen, ur = p.policy_rejected - p.ref_rejected;
-    const R z = b * (uc - ur);
+    const R z = b * (score.value(uc) - score.value(ur));
     const R m = sigmoid(z / t), one_m = sigmoid(-z / t);
     const R me = exp(log_sigmoid(z / t) - z); // m·e^{−z}
     const R logistic = -log_sigmoid(z);
@@ -441,8 +505,8 @@ struct discopop {
     r.loss = one_m * logistic + me;
     // dm/dz = m(1−m)/τ; d(m e^{−z})/dz = me·((1−m)/τ − 1)
     const R dz = -(m * one_m / t) * logistic - one_m * sigmoid(-z) + me * (one_m / t - R(1));
-    r.d_chosen = b * dz;
-    r.d_rejected = -b * dz;
+    r.d_chosen = b * dz * score.deriv(uc);
+    r.d_rejected = -b * dz * score.deriv(ur);
     r.reward_chosen = b * uc;
     r.reward_rejected = b * ur;
     return r;
