@@ -132,6 +132,10 @@ BOOST_AUTO_TEST_CASE(load_all_four) {
     BOOST_TEST(bytes == (std::string(n) == "llama3" ? 0 : 256), n);
   }
   BOOST_TEST(tok("mistral-7b-v0.1").decode_token(tok("mistral-7b-v0.1").find("▁the")) == "the");  // legacy strip
+  BOOST_TEST((tok("mistral-7b-v0.1").kind(1) == token_kind::special));
+  BOOST_TEST(tok("mistral-7b-v0.1").decode_token(1) == "<s>");
+  BOOST_TEST(tok("qwen3").decode_token(151643) == "<|endoftext|>");
+  BOOST_TEST((tok("llama3").kind(128000) == token_kind::special));
   BOOST_TEST(tok("gemma3").decode_token(tok("gemma3").find("▁the")) == " the");
   BOOST_TEST(tok("llama3").decode_token(tok("llama3").find("Ġthe")) == " the");
 }

@@ -390,6 +390,8 @@ BOOST_AUTO_TEST_CASE(hf_loader_minimal_and_errors) {
   BOOST_TEST(v.pad_id() == -1);
   BOOST_TEST((v.kind(4) == token_kind::byte_fallback));
   BOOST_TEST((v.kind(5) == token_kind::special));
+  BOOST_TEST((v.kind(1) == token_kind::special));  // in the model vocabulary and flagged special
+  BOOST_TEST((v.kind(2) == token_kind::normal));   // "</s>" is not listed in added_tokens here
   BOOST_TEST(v.decode_token(3) == "a");
   // overrides
   const auto o = load_hf_vocabulary(p, {.ignore_config = true, .marker = std::string("#")});

@@ -331,6 +331,20 @@ void read_le(std::istream& in, T* data, std::size_t n, const std::string& name, 
   FUSEKIT_EXPECTS(static_cast<std::size_t>(in.gcount()) == n * sizeof(T), parse_error,
                   "'" + name + "': truncated count matrix (reading " + field + ")");
 }
+/// Reads `n` elements in bounded chunks, so that a corrupt header announcing a huge array fails at the
+/// end of the data instead of allocating the announced size up front.
+template <class T>
+std::vector<T> read_le_vector(std::istream& in, std::uint64_t n, const std::string& name, const char* field) {
+  std::vector<T> out;
+  constexpr std::uint64_t chunk = std::uint64_t{1} << 16;
+  for (std::uint64_t done = 0; done < n;) {
+    const std::uint64_t k = std::min(chunk, n - done);
+    out.resize(static_cast<std::size_t>(done + k));
+    read_le(in, out.data() + done, static_cast<std::size_t>(k), name, field);
+    done += k;
+  }
+  return out;
+}
 }  // namespace detail
 
 /// Writes `c` in the binary format of the file comment.
@@ -374,16 +388,14 @@ inline count_matrix read_count_matrix(std::istream& in, const std::string& name 
   count_matrix c;
   c.rows = static_cast<std::int64_t>(rows);
   c.cols = static_cast<std::int64_t>(cols);
-  std::vector<std::uint64_t> off(rows + 1);
-  detail::read_le(in, off.data(), off.size(), name, "row_offsets");
+  const std::vector<std::uint64_t> off = detail::read_le_vector<std::uint64_t>(in, rows + 1, name, "row_offsets");
   FUSEKIT_EXPECTS(off.front() == 0 && off.back() == nnz, parse_error, "'" + name + "': row_offsets do not span [0, nnz]");
   c.row_offsets.assign(off.begin(), off.end());
-  c.col_index.resize(nnz);
-  c.counts.resize(nnz);
-  detail::read_le(in, c.col_index.data(), nnz, name, "col_index");
-  detail::read_le(in, c.counts.data(), nnz, name, "count");
+  c.col_index = detail::read_le_vector<std::int32_t>(in, nnz, name, "col_index");
+  c.counts = detail::read_le_vector<std::uint32_t>(in, nnz, name, "count");
   for (std::uint64_t r = 0; r < rows; ++r) {
-    FUSEKIT_EXPECTS(off[r] <= off[r + 1], parse_error, "'" + name + "': row_offsets decrease at row " + std::to_string(r));
+    FUSEKIT_EXPECTS(off[r] <= off[r + 1] && off[r + 1] <= nnz, parse_error,
+                    "'" + name + "': row_offsets decrease or exceed nnz at row " + std::to_string(r));
     for (std::uint64_t k = off[r]; k < off[r + 1]; ++k) {
       const auto v = c.col_index[k];
       FUSEKIT_EXPECTS(v >= 0 && static_cast<std::uint64_t>(v) < cols, parse_error,

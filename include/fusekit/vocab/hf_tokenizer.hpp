@@ -6,7 +6,8 @@
 /// * `model.vocab` (BPE / WordPiece / WordLevel: an object string -> id; Unigram: a list of
 ///   `[piece, score]` whose index is the id); `model.merges` is skipped while parsing;
 /// * `added_tokens[]` (`id`, `content`, `special`): tokens outside the model vocabulary become
-///   `token_kind::added` / `special`; those inside it keep their vocabulary string;
+///   `token_kind::added` / `special`; those inside it keep their vocabulary string and become `special`
+///   when flagged so (special tokens decode to their content verbatim);
 /// * the encoding: `byte_level` if any pre-tokenizer or decoder is `ByteLevel`; `sentencepiece` if the
 ///   decoder or pre-tokenizer is `Metaspace` (marker = its `replacement`) or the decoder replaces `▁` by a
 ///   space / the normalizer replaces a space by `▁`; otherwise `plain`. Byte-fallback tokens (`<0xNN>`)
@@ -209,7 +210,10 @@ inline vocabulary load_hf_vocabulary(const std::filesystem::path& tokenizer_json
                       "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range");
       const bool special = t.value("special", false);
       std::string content = t["content"].get<std::string>();
-      if (v.contains(id) && v.raw(id) == content) continue;  // already in the model vocabulary
+      if (v.contains(id) && v.raw(id) == content) {  // already in the model vocabulary
+        if (special) v.set_token(id, std::move(content), token_kind::special);  // decoded verbatim, like HF
+        continue;
+      }
       v.set_token(id, std::move(content), special ? token_kind::special : token_kind::added);
     }
   }
