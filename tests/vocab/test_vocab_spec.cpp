@@ -408,6 +408,8 @@ BOOST_AUTO_TEST_CASE(hf_loader_minimal_and_errors) {
   expect_error([&] { (void)load_hf_vocabulary(temp_file("neg.json", R"({"model": {"vocab": {"a": -3}}})"), {.ignore_config = true}); },
                errc::parse_error, "out of range");
   expect_error([&] { (void)load_hf_vocabulary("/nonexistent/tokenizer.json"); }, errc::io_error, "/nonexistent/tokenizer.json");
+  expect_error([&] { (void)load_hf_vocabulary(temp_file("special.json", R"({"model": {"vocab": {"a": 0}}, "added_tokens": [{"id": 1, "content": "b", "special": "yes"}]})"), {.ignore_config = true}); },
+               errc::parse_error, "special.json");
   const auto badcfg = temp_file("cfg_bad.json", R"({"eos_token": "<nope>"})");
   expect_error([&] { (void)load_hf_vocabulary(p, {.config_path = badcfg}); }, errc::parse_error, "eos_token");
 }
@@ -487,6 +489,32 @@ BOOST_AUTO_TEST_CASE(mutated_files_fail_cleanly) {
     }
   }
   BOOST_TEST(jsonl_rejected > 100);
+}
+
+BOOST_AUTO_TEST_CASE(mutated_tokenizer_json_fails_cleanly) {
+  const std::string tok = R"({"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>",
+      "vocab": {"<unk>": 0, "<s>": 1, "▁a": 2, "<0x0A>": 3}},
+    "added_tokens": [{"id": 1, "content": "<s>", "special": true}, {"id": 4, "content": "<x>", "special": false}],
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                 {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}})";
+  std::mt19937 rng(31);
+  int ok = 0, rejected = 0;
+  for (int it = 0; it < 600; ++it) {
+    std::string bad = tok;
+    for (int k = 1 + static_cast<int>(rng() % 2); k > 0; --k) bad[rng() % bad.size()] = "{}[],:\"0-9aet "[rng() % 15];
+    const auto p = temp_file("fuzz_tokenizer.json", bad);
+    try {
+      const auto v = load_hf_vocabulary(p, {.ignore_config = true});
+      for (std::int64_t id = 0; id < v.size(); ++id)
+        if (v.contains(id)) (void)v.decode_token(id);
+      ++ok;
+    } catch (const fusekit::error& e) {
+      ++rejected;
+      BOOST_TEST_REQUIRE(std::string(e.what()).find("fuzz_tokenizer.json") != std::string::npos, e.what());
+    }
+  }
+  BOOST_TEST(ok + rejected == 600);
+  BOOST_TEST(rejected > 100);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

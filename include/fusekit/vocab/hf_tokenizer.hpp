@@ -104,8 +104,8 @@ inline std::string json_string_or_empty(const nlohmann::json& c, const char* key
 
 }  // namespace detail
 
-/// Loads the vocabulary of a Hugging Face `tokenizer.json`.
-inline vocabulary load_hf_vocabulary(const std::filesystem::path& tokenizer_json, const hf_load_options& options = {}) {
+namespace detail {
+inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer_json, const hf_load_options& options) {
   const std::string file = tokenizer_json.string();
   const nlohmann::json root = detail::parse_tokenizer_json(detail::read_text_file(tokenizer_json), tokenizer_json);
   FUSEKIT_EXPECTS(root.is_object(), parse_error, "'" + file + "': top level is not a JSON object");
@@ -266,6 +266,16 @@ inline vocabulary load_hf_vocabulary(const std::filesystem::path& tokenizer_json
   }
   v.set_clean_up_spaces(options.clean_up_spaces.value_or(clean_up));
   return v;
+}
+}  // namespace detail
+
+/// Loads the vocabulary of a Hugging Face `tokenizer.json`.
+inline vocabulary load_hf_vocabulary(const std::filesystem::path& tokenizer_json, const hf_load_options& options = {}) {
+  try {
+    return detail::load_hf_vocabulary_impl(tokenizer_json, options);
+  } catch (const nlohmann::json::exception& e) {  // a field of an unexpected JSON type
+    throw_error(errc::parse_error, "'" + tokenizer_json.string() + "' (or its tokenizer_config.json): unexpected JSON value: " + e.what());
+  }
 }
 
 }  // namespace fusekit::vocab
