@@ -137,12 +137,6 @@ void fill(const tensor_def& t, std::int64_t base_vocab, const finetune_style& st
   });
 }
 
-void write_json(const fs::path& p, const nlohmann::json& j) {
-  std::ofstream o(p);
-  FUSEKIT_EXPECTS(o.good(), io_error, p.string() + ": cannot write");
-  o << j.dump(2) << "\n";
-}
-
 void write_model(const fs::path& dir, const std::string& name, const shape_cfg& s, std::uint64_t seed,
                  std::uint64_t shard_bytes, bool dense, const exec::parallel_policy& pol) {
   finetune_style st = style_of(name);
