@@ -63,27 +63,27 @@ float unit(std::uint64_t h) noexcept { return static_cast<float>(h >> 40) * (1.0
 struct tensor_def {
   std::string name;
   std::vector<std::int64_t> shape;
-  bool norm = false;      // RMSNorm weight: around 1
-  std::string value_key;  // name whose base values this tensor starts from (lm_head: the embedding)
+  bool norm = false;          // RMSNorm weight: around 1
+  std::string value_key = {}; // name whose base values this tensor starts from (lm_head: the embedding)
 };
 
 std::vector<tensor_def> llama_tensors(const shape_cfg& s, int vocab, bool with_head) {
   const std::int64_t H = s.hidden, I = s.intermediate, hd = s.hidden / s.heads, kv = static_cast<std::int64_t>(s.kv_heads) * hd;
   std::vector<tensor_def> t;
-  t.push_back({"model.embed_tokens.weight", {vocab, H}});
+  t.push_back({"model.embed_tokens.weight", {vocab, H}, false, {}});
   for (int l = 0; l < s.layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    t.push_back({p + "input_layernorm.weight", {H}, true});
-    t.push_back({p + "self_attn.q_proj.weight", {H, H}});
-    t.push_back({p + "self_attn.k_proj.weight", {kv, H}});
-    t.push_back({p + "self_attn.v_proj.weight", {kv, H}});
-    t.push_back({p + "self_attn.o_proj.weight", {H, H}});
-    t.push_back({p + "post_attention_layernorm.weight", {H}, true});
-    t.push_back({p + "mlp.gate_proj.weight", {I, H}});
-    t.push_back({p + "mlp.up_proj.weight", {I, H}});
-    t.push_back({p + "mlp.down_proj.weight", {H, I}});
+    t.push_back({p + "input_layernorm.weight", {H}, true, {}});
+    t.push_back({p + "self_attn.q_proj.weight", {H, H}, false, {}});
+    t.push_back({p + "self_attn.k_proj.weight", {kv, H}, false, {}});
+    t.push_back({p + "self_attn.v_proj.weight", {kv, H}, false, {}});
+    t.push_back({p + "self_attn.o_proj.weight", {H, H}, false, {}});
+    t.push_back({p + "post_attention_layernorm.weight", {H}, true, {}});
+    t.push_back({p + "mlp.gate_proj.weight", {I, H}, false, {}});
+    t.push_back({p + "mlp.up_proj.weight", {I, H}, false, {}});
+    t.push_back({p + "mlp.down_proj.weight", {H, I}, false, {}});
   }
-  t.push_back({"model.norm.weight", {H}, true});
+  t.push_back({"model.norm.weight", {H}, true, {}});
   if (with_head)
     t.push_back({"lm_head.weight", {vocab, H}, false, "model.embed_tokens.weight"});
   return t;
