@@ -207,8 +207,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             continue;
           const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
           const std::uint32_t l = lo[r], h = hi[r];
-          std::int64_t a = 0;
-          std::int32_t eh = 0, el = 0;
+          std::int32_t a = 0, eh = 0, el = 0; // a block has at most merge_block elements
           FUSEKIT_PRAGMA_SIMD
           for (std::int64_t j = 0; j < len; ++j) {
             a += kk[j] > h ? 1 : 0;
@@ -226,11 +225,16 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             std::size_t c = 0;
             constexpr std::int64_t G = 16;
             std::int64_t j0 = 0;
-            for (; j0 + G <= len; j0 += G) { // skip groups without candidates (vectorized test)
-              std::uint32_t any = 0;
-              for (std::int64_t j = j0; j < j0 + G; ++j)
-                any |= kk[j] - base <= width ? 1u : 0u;
-              if (!any)
+            auto min_off = [&](std::int64_t from, std::int64_t to) { // vectorized: min of key - base
+              std::uint32_t mn = std::numeric_limits<std::uint32_t>::max();
+              for (std::int64_t j = from; j < to; ++j)
+                mn = std::min(mn, kk[j] - base);
+              return mn;
+            };
+            if (min_off(0, len) > width) // no candidate in the whole block
+              j0 = len;
+            for (; j0 + G <= len; j0 += G) { // skip groups without candidates
+              if (min_off(j0, j0 + G) > width)
                 continue;
               for (std::int64_t j = j0; j < j0 + G; ++j) {
                 o[c] = {kk[j], b + j};
