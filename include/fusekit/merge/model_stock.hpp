@@ -27,7 +27,7 @@ struct model_stock {
   bool filter_wise = false; ///< one t per row instead of per tensor
 
   /// t from the Gram matrix G (N×N) of the offsets.
-  [[nodiscard]] static double interpolation(const std::vector<double>& G, std::size_t N) {
+  [[nodiscard]] static double interpolation(const double* G, std::size_t N) {
     double cs = 0;
     std::size_t pairs = 0;
     for (std::size_t i = 0; i < N; ++i)
@@ -60,7 +60,7 @@ struct model_stock {
         for (std::int64_t j = 0; j < len; ++j)
           dst[j] -= tmp[j];
       });
-      const double t = interpolation(G, N);
+      const double t = interpolation(G.data(), N);
       const std::vector<float> coeff(N, static_cast<float>(t / static_cast<double>(N)));
       weighted_sum(policy, out, base, inputs, std::span<const float>(coeff), true);
       return;
@@ -70,7 +70,7 @@ struct model_stock {
     if (n == 0 || cols == 0)
       return;
     const view_io<Out> o_io(out);
-    const std::size_t sf = static_cast<std::size_t>(cols) * (N + 2);
+    const std::size_t sf = static_cast<std::size_t>(cols) * (N + 2) + 2 * N * N + 2; // + the row's Gram matrix
     for_each_block_scratch(policy, n, cols, sf, [&](std::int64_t, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t C = e - b;
       float* bb = s;
@@ -83,7 +83,7 @@ struct model_stock {
         for (std::int64_t j = 0; j < C; ++j)
           di[j] -= bb[j];
       }
-      std::vector<double> G(N * N);
+      auto* G = reinterpret_cast<double*>(d + N * static_cast<std::size_t>(C) + ((N * static_cast<std::size_t>(C) + 2 * static_cast<std::size_t>(C)) & 1));
       for (std::size_t i = 0; i < N; ++i)
         for (std::size_t k = i; k < N; ++k) {
           double a = 0;
