@@ -103,6 +103,10 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
 
   // Bracket per request: [lo, hi] (inclusive) expected to contain the k-th largest key.
   std::vector<std::uint32_t> lo(R, 0), hi(R, std::numeric_limits<std::uint32_t>::max());
+  // the sample's value at the expected rank: counted per block like the ends when it lies strictly inside
+  // the bracket (a quantized distribution puts a heavy atom there), instead of becoming candidates
+  std::vector<std::uint32_t> mid(R, 0);
+  std::vector<char> has_mid(R, 0);
   std::vector<char> active(R, 0);
   if (sampled) {
     const std::int64_t nruns = (n + run * stride_runs - 1) / (run * stride_runs);
@@ -142,7 +146,11 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         return tmp[static_cast<std::size_t>(rank - 1)];
       };
       hi[r] = hi_rank >= 1 ? kth(hi_rank, 0) : std::numeric_limits<std::uint32_t>::max();
-      lo[r] = lo_rank <= s_total ? kth(lo_rank, std::max<std::int64_t>(hi_rank, 0)) : 0u;
+      const auto mid_rank = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::llround(centre)), 1, s_total);
+      const std::int64_t from = std::max<std::int64_t>(hi_rank, 0);
+      mid[r] = mid_rank > from ? kth(mid_rank, from) : hi[r];
+      lo[r] = lo_rank <= s_total ? kth(lo_rank, std::max<std::int64_t>(mid_rank, from)) : 0u;
+      has_mid[r] = lo[r] < mid[r] && mid[r] < hi[r];
       active[r] = 1;
     }
   }
@@ -175,12 +183,13 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
     c.resize(R);
   std::vector<std::int64_t> above(static_cast<std::size_t>(workers) * R, 0);
   std::vector<std::int64_t> nnz(static_cast<std::size_t>(workers) * nstreams, 0);
-  std::vector<std::vector<std::int32_t>> eq_hi(R), eq_lo(R); // per block
+  std::vector<std::vector<std::int32_t>> eq_hi(R), eq_lo(R), eq_mid(R); // per block
   const bool any_active = std::any_of(active.begin(), active.end(), [](char a) { return a != 0; });
   for (std::size_t r = 0; r < R; ++r)
     if (active[r]) {
       eq_hi[r].assign(static_cast<std::size_t>(nblocks), 0);
       eq_lo[r].assign(static_cast<std::size_t>(nblocks), 0);
+      eq_mid[r].assign(static_cast<std::size_t>(nblocks), 0);
     }
   if (any_active || need_nnz) {
     const std::int64_t per = (nblocks + workers - 1) / workers;
@@ -207,16 +216,19 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             continue;
           const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
           const std::uint32_t l = lo[r], h = hi[r];
-          std::int32_t a = 0, eh = 0, el = 0; // a block has at most merge_block elements
+          const std::uint32_t m = has_mid[r] ? mid[r] : h; // (a mid equal to h is never used)
+          std::int32_t a = 0, eh = 0, el = 0, em = 0; // a block has at most merge_block elements
           FUSEKIT_PRAGMA_SIMD
           for (std::int64_t j = 0; j < len; ++j) {
             a += kk[j] > h ? 1 : 0;
             eh += kk[j] == h ? 1 : 0;
             el += kk[j] == l ? 1 : 0;
+            em += kk[j] == m ? 1 : 0;
           }
           above[static_cast<std::size_t>(w) * R + r] += a;
           eq_hi[r][static_cast<std::size_t>(bi)] = eh;
           eq_lo[r][static_cast<std::size_t>(bi)] = el;
+          eq_mid[r][static_cast<std::size_t>(bi)] = has_mid[r] ? em : 0;
           if (h - l >= 2) { // keys strictly inside (l, h): one unsigned compare, branch-free append
             const std::uint32_t base = l + 1, width = h - l - 2;
             cand_list& cl = my[r];
@@ -225,10 +237,16 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             std::size_t c = 0;
             constexpr std::int64_t G = 16;
             std::int64_t j0 = 0;
+            // offset of a key from the bracket's lower end, with the mid atom mapped outside the range
+            const std::uint32_t mid_off = has_mid[r] ? m - base : std::numeric_limits<std::uint32_t>::max();
+            auto off = [&](std::uint32_t key) {
+              const std::uint32_t o2 = key - base;
+              return o2 | (0u - static_cast<std::uint32_t>(o2 == mid_off)); // branch-free: vectorizes
+            };
             auto min_off = [&](std::int64_t from, std::int64_t to) { // vectorized: min of key - base
               std::uint32_t mn = std::numeric_limits<std::uint32_t>::max();
               for (std::int64_t j = from; j < to; ++j)
-                mn = std::min(mn, kk[j] - base);
+                mn = std::min(mn, off(kk[j]));
               return mn;
             };
             if (min_off(0, len) > width) // no candidate in the whole block
@@ -238,12 +256,12 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
                 continue;
               for (std::int64_t j = j0; j < j0 + G; ++j) {
                 o[c] = {kk[j], b + j};
-                c += kk[j] - base <= width ? 1 : 0;
+                c += off(kk[j]) <= width ? 1 : 0;
               }
             }
             for (std::int64_t j = j0; j < len; ++j) {
               o[c] = {kk[j], b + j};
-              c += kk[j] - base <= width ? 1 : 0;
+              c += off(kk[j]) <= width ? 1 : 0;
             }
             cl.n += c;
           }
@@ -279,59 +297,76 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       continue;
     bool done = false;
     if (active[r]) {
-      const std::uint32_t l = lo[r], h = hi[r];
-      std::int64_t ab = 0, n_hi = 0, n_lo = 0;
-      std::size_t inside = 0;
-      for (std::int64_t w = 0; w < workers; ++w) {
-        ab += above[static_cast<std::size_t>(w) * R + r];
-        inside += cands[static_cast<std::size_t>(w)][r].size();
-      }
+      // Walk the levels of the bracket from the top: keys above h | == h | candidates in (mid, h) | == mid |
+      // candidates in (l, mid) | == l (without a mid atom the two candidate ranges are one).
+      const std::uint32_t l = lo[r], h = hi[r], m = mid[r];
+      const bool hm = has_mid[r] != 0;
+      std::int64_t cum = 0, n_hi = 0, n_lo = 0, n_mid = 0;
+      for (std::int64_t w = 0; w < workers; ++w)
+        cum += above[static_cast<std::size_t>(w) * R + r];
       for (std::int64_t bi = 0; bi < nblocks; ++bi) {
         n_hi += eq_hi[r][static_cast<std::size_t>(bi)];
         n_lo += eq_lo[r][static_cast<std::size_t>(bi)];
+        n_mid += eq_mid[r][static_cast<std::size_t>(bi)];
       }
       if (l == h)
         n_lo = 0; // the same keys
-      const auto ins = static_cast<std::int64_t>(inside);
-      if (ab < t.k && t.k <= ab + n_hi) { // the threshold is the bracket's upper end
-        t.threshold = h;
-        t.ties_to_keep = t.k - ab;
-        t.keep_all_ties = t.ties_to_keep == n_hi;
-        if (!t.keep_all_ties)
-          ties_from_blocks(t, eq_hi[r]);
-        done = true;
-      } else if (ab + n_hi < t.k && t.k <= ab + n_hi + ins) { // strictly inside: select among the candidates
+      auto atom = [&](std::uint32_t value, std::int64_t count, const std::vector<std::int32_t>& per_block) {
+        if (done || count == 0)
+          return;
+        if (cum < t.k && t.k <= cum + count) {
+          t.threshold = value;
+          t.ties_to_keep = t.k - cum;
+          t.keep_all_ties = t.ties_to_keep == count;
+          if (!t.keep_all_ties)
+            ties_from_blocks(t, per_block);
+          done = true;
+        }
+        cum += count;
+      };
+      auto range = [&](std::uint32_t above_key, std::uint32_t below_key) { // candidates in (above_key, below_key)
+        if (done)
+          return;
         keys_tmp.clear();
-        keys_tmp.reserve(inside);
         for (std::int64_t w = 0; w < workers; ++w)
           for (const cand& c : cands[static_cast<std::size_t>(w)][r])
-            keys_tmp.push_back(c.key);
-        const std::int64_t want = t.k - ab - n_hi; // want-th largest among the candidates
-        std::nth_element(keys_tmp.begin(), keys_tmp.begin() + (want - 1), keys_tmp.end(), std::greater<>());
-        t.threshold = keys_tmp[static_cast<std::size_t>(want - 1)];
-        std::int64_t greater = ab + n_hi, equal = 0;
-        for (std::uint32_t x : keys_tmp) {
-          greater += x > t.threshold;
-          equal += x == t.threshold;
+            if (c.key > above_key && c.key < below_key)
+              keys_tmp.push_back(c.key);
+        const auto cnt = static_cast<std::int64_t>(keys_tmp.size());
+        if (cum < t.k && t.k <= cum + cnt) {
+          const std::int64_t want = t.k - cum; // want-th largest in this range
+          std::nth_element(keys_tmp.begin(), keys_tmp.begin() + (want - 1), keys_tmp.end(), std::greater<>());
+          t.threshold = keys_tmp[static_cast<std::size_t>(want - 1)];
+          std::int64_t greater = cum, equal = 0;
+          for (std::uint32_t x : keys_tmp) {
+            greater += x > t.threshold;
+            equal += x == t.threshold;
+          }
+          t.ties_to_keep = t.k - greater;
+          t.keep_all_ties = t.ties_to_keep == equal;
+          if (!t.keep_all_ties) {
+            std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
+            for (std::int64_t w = 0; w < workers; ++w)
+              for (const cand& c : cands[static_cast<std::size_t>(w)][r])
+                if (c.key == t.threshold)
+                  ++per_block[static_cast<std::size_t>(c.index / block)];
+            ties_from_blocks(t, per_block);
+          }
+          done = true;
         }
-        t.ties_to_keep = t.k - greater;
-        t.keep_all_ties = t.ties_to_keep == equal;
-        if (!t.keep_all_ties) {
-          std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
-          for (std::int64_t w = 0; w < workers; ++w)
-            for (const cand& c : cands[static_cast<std::size_t>(w)][r])
-              if (c.key == t.threshold)
-                ++per_block[static_cast<std::size_t>(c.index / block)];
-          ties_from_blocks(t, per_block);
+        cum += cnt;
+      };
+      if (cum < t.k) { // otherwise the bracket missed (fallback below)
+        atom(h, n_hi, eq_hi[r]);
+        if (hm) {
+          range(m, h);
+          atom(m, n_mid, eq_mid[r]);
+          range(l, m);
+        } else {
+          range(l, h);
         }
-        done = true;
-      } else if (l != h && ab + n_hi + ins < t.k && t.k <= ab + n_hi + ins + n_lo) { // the lower end
-        t.threshold = l;
-        t.ties_to_keep = t.k - (ab + n_hi + ins);
-        t.keep_all_ties = t.ties_to_keep == n_lo;
-        if (!t.keep_all_ties)
-          ties_from_blocks(t, eq_lo[r]);
-        done = true;
+        if (l != h)
+          atom(l, n_lo, eq_lo[r]);
       }
     }
     if (!done && n < small_n) { // small tensor: select on a copy of the keys
