@@ -35,3 +35,11 @@
 #else
 #define FUSEKIT_PRAGMA_SIMD
 #endif
+
+/// 1 when GCC/Clang vector extensions (`__attribute__((vector_size))`) may be used: not under nvcc,
+/// whose front end rejects some of their uses even in host code.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+#define FUSEKIT_HAS_VECTOR_EXT 1
+#else
+#define FUSEKIT_HAS_VECTOR_EXT 0
+#endif

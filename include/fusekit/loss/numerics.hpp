@@ -81,8 +81,7 @@ FUSEKIT_HOST_DEVICE FUSEKIT_FORCEINLINE float exp_nonpos(float x) noexcept {
   return p * scale * keep;
 }
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDA_ARCH__)
-#define FUSEKIT_HAS_VECTOR_EXT 1
+#if FUSEKIT_HAS_VECTOR_EXT
 #if defined(__AVX__)
 inline constexpr int fvec_lanes = 8; ///< lanes of fvec: 8 with AVX, else 4 (SSE/NEON width, no ABI change)
 #else
@@ -116,8 +115,6 @@ FUSEKIT_FORCEINLINE fvec exp_nonpos(fvec x) noexcept {
   const fvec y = p * (fvec)bits;
   return under ? fvec{} : y;
 }
-#else
-#define FUSEKIT_HAS_VECTOR_EXT 0
 #endif
 
 } // namespace detail

@@ -14,6 +14,7 @@
 /// least one source position and every source position appears at least once (the path is monotone and
 /// covering). Both sequences must be non-empty.
 
+#include <fusekit/core/config.hpp>
 #include <fusekit/core/error.hpp>
 #include <fusekit/vocab/edit_distance.hpp>
 #include <fusekit/vocab/token_cost.hpp>
@@ -210,7 +211,7 @@ struct myers_groups {
   /// out[id] = lev(pattern, string id) for every grouped string; `peq` holds the pattern's match masks
   /// (1 <= m <= 64 symbols).
   void distances(std::int32_t m, const std::uint64_t* peq, std::int32_t* out) const {
-#if defined(__GNUC__)
+#if FUSEKIT_HAS_VECTOR_EXT
     typedef std::uint64_t v4u __attribute__((vector_size(32)));
     typedef std::int64_t v4i __attribute__((vector_size(32)));
     const std::uint64_t high = std::uint64_t{1} << (m - 1);
