@@ -250,20 +250,7 @@ template <class P> struct thrust_policy {
     if (n <= 0)
       return init;
     if constexpr (is_host_system) {
-      const std::int64_t chunk = reduction_chunk(n);
-      const std::int64_t nchunks = (n + chunk - 1) / chunk;
-      std::vector<T> partial(static_cast<std::size_t>(nchunks), init);
-      for_each_n(nchunks, [&](std::int64_t c) {
-        const std::int64_t b = c * chunk, e = std::min(n, b + chunk);
-        T acc = transform(b);
-        for (std::int64_t i = b + 1; i < e; ++i)
-          acc = reduce(std::move(acc), transform(i));
-        partial[static_cast<std::size_t>(c)] = std::move(acc);
-      });
-      T acc = std::move(init);
-      for (auto& p : partial)
-        acc = reduce(std::move(acc), std::move(p));
-      return acc;
+      return fusekit::exec::detail::chunked_transform_reduce(*this, n, std::move(init), reduce, transform);
     } else {
       return thrust::transform_reduce(policy, thrust::counting_iterator<std::int64_t>(0),
                                       thrust::counting_iterator<std::int64_t>(n),

@@ -44,6 +44,28 @@ template <execution_policy P, class F> void for_each_block(const P& policy, std:
   return std::max(min_chunk, (n + max_chunks - 1) / max_chunks);
 }
 
+namespace detail {
+/// The deterministic chunked reduction behind transform_reduce, on any policy's `for_each_n` over chunks
+/// (host policies that provide their own transform_reduce reuse it to keep the same association).
+template <class P, class T, class Reduce, class Transform>
+[[nodiscard]] T chunked_transform_reduce(const P& policy, std::int64_t n, T init, Reduce reduce, Transform transform) {
+  const std::int64_t chunk = reduction_chunk(n);
+  const std::int64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<T> partial(static_cast<std::size_t>(nchunks), init);
+  policy.for_each_n(nchunks, [&](std::int64_t c) {
+    const std::int64_t b = c * chunk, e = std::min(n, b + chunk);
+    T acc = transform(b);
+    for (std::int64_t i = b + 1; i < e; ++i)
+      acc = reduce(std::move(acc), transform(i));
+    partial[static_cast<std::size_t>(c)] = std::move(acc);
+  });
+  T acc = std::move(init);
+  for (auto& p : partial)
+    acc = reduce(std::move(acc), std::move(p));
+  return acc;
+}
+} // namespace detail
+
 /// Deterministic reduction: `init ⊕ t(0) ⊕ ... ⊕ t(n-1)` with a fixed, thread-count independent
 /// association (chunks of reduction_chunk(n), each reduced left to right, then combined in order).
 /// `reduce` must be associative up to rounding; `transform(i)` must be safe to call concurrently.
@@ -51,24 +73,10 @@ template <execution_policy P, class T, class Reduce, class Transform>
 [[nodiscard]] T transform_reduce(const P& policy, std::int64_t n, T init, Reduce reduce, Transform transform) {
   if (n <= 0)
     return init;
-  if constexpr (requires { policy.transform_reduce(n, init, reduce, transform); }) {
+  if constexpr (requires { policy.transform_reduce(n, init, reduce, transform); })
     return policy.transform_reduce(n, init, reduce, transform);
-  } else {
-    const std::int64_t chunk = reduction_chunk(n);
-    const std::int64_t nchunks = (n + chunk - 1) / chunk;
-    std::vector<T> partial(static_cast<std::size_t>(nchunks), init);
-    policy.for_each_n(nchunks, [&](std::int64_t c) {
-      const std::int64_t b = c * chunk, e = std::min(n, b + chunk);
-      T acc = transform(b);
-      for (std::int64_t i = b + 1; i < e; ++i)
-        acc = reduce(std::move(acc), transform(i));
-      partial[static_cast<std::size_t>(c)] = std::move(acc);
-    });
-    T acc = std::move(init);
-    for (auto& p : partial)
-      acc = reduce(std::move(acc), std::move(p));
-    return acc;
-  }
+  else
+    return detail::chunked_transform_reduce(policy, n, std::move(init), reduce, transform);
 }
 
 /// Segmented reduction: for every segment s in [0, nseg), writes
