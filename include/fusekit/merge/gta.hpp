@@ -114,7 +114,9 @@ void della_bits(const P& policy, const view_io<Base>& base, const input_set<In>&
     float* x = s;
     float* bb = s + C;
     float* u = s + 2 * C; // C + 3 entries (the first counter block may start before b)
-    auto* ka = reinterpret_cast<std::uint64_t*>(s + 3 * C + 4 + ((3 * C) & 1));
+    // 8-byte aligned start for the uint64 buffers (a worker's scratch may start at any float offset)
+    const auto ka_addr = (reinterpret_cast<std::uintptr_t>(s + 3 * C + 4) + 7u) & ~std::uintptr_t{7};
+    auto* ka = reinterpret_cast<std::uint64_t*>(ka_addr);
     std::uint64_t* kb = ka + C;
     auto* hist = reinterpret_cast<std::uint32_t*>(kb + C);
     in.load(i, b, C, x);
