@@ -23,7 +23,8 @@ cd "$work"
 echo "== 1. demo checkpoints ($work/demo)"
 "$fk" demo-checkpoints demo --models base,math,code,chat --allow-overwrite
 echo "== 2. plan (fusekit merge --dry-run), first tensors"
-"$fk" merge "$root/examples/checkpoint_merge/ties.yml" merged --dry-run 2>/dev/null | head -12
+"$fk" merge "$root/examples/checkpoint_merge/ties.yml" merged --dry-run > plan.txt  # whole plan in plan.txt
+head -12 plan.txt
 echo "== 3. merge"
 rm -rf merged
 "$fk" merge "$root/examples/checkpoint_merge/ties.yml" merged
