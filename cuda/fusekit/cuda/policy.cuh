@@ -128,14 +128,14 @@ struct cuda_policy {
 
   /// Blocks the host until the stream's work is done.
   /// @throws fusekit::cuda_error if the stream (or an earlier kernel on it) failed.
-  void synchronize() const { detail::cuda_check(cudaStreamSynchronize(stream), "cuda_policy::synchronize"); }
+  void synchronize() const { fusekit::detail::cuda_check(cudaStreamSynchronize(stream), "cuda_policy::synchronize"); }
 
   /// Calls f(i) on the device for every i in [0, n). Asynchronous.
   template <class F> void for_each_n(std::int64_t n, F f) const {
     if (n <= 0)
       return;
-    detail::cuda_for_each_n_kernel<<<detail::cuda_grid_for(n), detail::cuda_block_threads, 0, stream>>>(n, f);
-    detail::cuda_check_launch("cuda_policy::for_each_n");
+    fusekit::detail::cuda_for_each_n_kernel<<<fusekit::detail::cuda_grid_for(n), fusekit::detail::cuda_block_threads, 0, stream>>>(n, f);
+    fusekit::detail::cuda_check_launch("cuda_policy::for_each_n");
   }
 
   /// Calls f(begin, end) on the device for consecutive blocks of at most `block` indices. Asynchronous.
@@ -145,9 +145,9 @@ struct cuda_policy {
     if (block <= 0)
       block = n;
     const std::int64_t nblocks = (n + block - 1) / block;
-    detail::cuda_for_each_block_kernel<<<detail::cuda_grid_for(nblocks), detail::cuda_block_threads, 0, stream>>>(
+    fusekit::detail::cuda_for_each_block_kernel<<<fusekit::detail::cuda_grid_for(nblocks), fusekit::detail::cuda_block_threads, 0, stream>>>(
         n, block, nblocks, f);
-    detail::cuda_check_launch("cuda_policy::for_each_block");
+    fusekit::detail::cuda_check_launch("cuda_policy::for_each_block");
   }
 
   /// Deterministic `init ⊕ t(0) ⊕ ... ⊕ t(n-1)` (see the file comment). `reduce` must be callable on host and
@@ -162,11 +162,11 @@ struct cuda_policy {
     const std::int64_t chunk = reduction_chunk(n);
     const std::int64_t nchunks = (n + chunk - 1) / chunk;
     T* d_partial = nullptr;
-    detail::cuda_check(
+    fusekit::detail::cuda_check(
         cudaMallocAsync(reinterpret_cast<void**>(&d_partial), static_cast<std::size_t>(nchunks) * sizeof(T), stream),
         "cuda_policy::transform_reduce (workspace)");
     std::vector<T> partial(static_cast<std::size_t>(nchunks));
-    detail::cuda_chunk_reduce_kernel<T><<<static_cast<unsigned>(nchunks), detail::cuda_block_threads, 0, stream>>>(
+    fusekit::detail::cuda_chunk_reduce_kernel<T><<<static_cast<unsigned>(nchunks), fusekit::detail::cuda_block_threads, 0, stream>>>(
         n, chunk, reduce, transform, d_partial);
     cudaError_t st = cudaGetLastError();
     if (st == cudaSuccess)
@@ -176,7 +176,7 @@ struct cuda_policy {
       st = st_free;
     if (st == cudaSuccess)
       st = cudaStreamSynchronize(stream);
-    detail::cuda_check(st, "cuda_policy::transform_reduce");
+    fusekit::detail::cuda_check(st, "cuda_policy::transform_reduce");
     T acc = std::move(init);
     for (auto& p : partial)
       acc = static_cast<T>(reduce(std::move(acc), std::move(p)));
@@ -190,9 +190,9 @@ struct cuda_policy {
                                   Out out) const {
     if (nseg <= 0)
       return;
-    detail::cuda_segmented_reduce_kernel<<<detail::cuda_grid_for(nseg), detail::cuda_block_threads, 0, stream>>>(
+    fusekit::detail::cuda_segmented_reduce_kernel<<<fusekit::detail::cuda_grid_for(nseg), fusekit::detail::cuda_block_threads, 0, stream>>>(
         nseg, bounds, init, reduce, transform, out);
-    detail::cuda_check_launch("cuda_policy::segmented_transform_reduce");
+    fusekit::detail::cuda_check_launch("cuda_policy::segmented_transform_reduce");
   }
 };
 
