@@ -148,7 +148,14 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
   const double dscale = tempered && loss.scale_by_t2 ? tau * tau : 1.0; // factor on the distillation term
   const bool use_fused =
       fused_type && !tempered && !grad.empty() && !opt.accumulate && V <= detail::fused_max_blocks * detail::row_block;
-  const bool park_in_grad = use_fused && std::is_same_v<std::remove_cv_t<O>, float> && grad.stride(1) == 1;
+  // a gradient that does not alias the logits is written with non-temporal stores when it is large
+  // (after parking in a scratch row): no read-for-ownership of the output lines
+  const bool grad_aliases = !grad.empty() && N > 0 &&
+                            static_cast<const void*>(&grad(0, 0)) == static_cast<const void*>(&b.logits(0, 0));
+  const bool streaming = !grad.empty() && !grad_aliases && !opt.accumulate && grad.stride(1) == 1 &&
+                         N * V * static_cast<std::int64_t>(sizeof(O)) >= detail::stream_min_bytes;
+  const bool park_in_grad =
+      use_fused && std::is_same_v<std::remove_cv_t<O>, float> && grad.stride(1) == 1 && !streaming;
   constexpr std::int64_t chunk = 32; // rows per scratch allocation
   exec::for_each_block(policy, N, chunk, [&](std::int64_t t0, std::int64_t t1) {
     std::vector<float> scratch(use_fused && !park_in_grad ? static_cast<std::size_t>(V) : 0);
@@ -191,7 +198,7 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
             if (park_in_grad)
               park = orow;
           r = detail::row_loss_grad_fused(row, sv, orow, grad.stride(1), park, V, y, c, static_cast<C>(wg), ids, ps,
-                                          nsp, static_cast<C>(wd));
+                                          nsp, static_cast<C>(wd), streaming);
           done = true;
         }
       }
@@ -221,7 +228,7 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
                                       static_cast<C>(wd * ds), opt.accumulate);
         } else {
           detail::row_backward<C>(row, sv, orow, grad.stride(1), V, static_cast<C>(r.lse), c, y, static_cast<C>(wg),
-                                  ids, ps, nsp, static_cast<C>(wd), opt.accumulate);
+                                  ids, ps, nsp, static_cast<C>(wd), opt.accumulate, streaming);
         }
       }
     }

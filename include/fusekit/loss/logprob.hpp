@@ -305,6 +305,11 @@ void token_logprobs_backward(const Policy& policy, const logits_batch<T, L, M>& 
                       "]");
   detail::check_rows(opt.lse, N, fn, "lse");
   using C = compute_t<T>;
+  // a large gradient that does not alias the logits is written with non-temporal stores (no
+  // read-for-ownership of its lines; it is not read back before the caller's next step)
+  const bool streaming = N > 0 && !opt.accumulate && grad.stride(1) == 1 &&
+                         static_cast<const void*>(&grad(0, 0)) != static_cast<const void*>(&b.logits(0, 0)) &&
+                         N * V * static_cast<std::int64_t>(sizeof(O)) >= detail::stream_min_bytes;
   std::vector<std::uint8_t> bad(static_cast<std::size_t>(N), 0);
   exec::for_each_n(policy, N, [&](std::int64_t t) {
     const T* row = &b.logits(t, 0);
@@ -328,7 +333,7 @@ void token_logprobs_backward(const Policy& policy, const logits_batch<T, L, M>& 
     }
     detail::row_backward<C>(row, b.logits.stride(1), orow, grad.stride(1), V, lse, -g, y, -g,
                             static_cast<const std::int64_t*>(nullptr), static_cast<const float*>(nullptr), 0, C(0),
-                            opt.accumulate);
+                            opt.accumulate, streaming);
   });
   for (std::int64_t t = 0; t < N; ++t)
     if (bad[static_cast<std::size_t>(t)])

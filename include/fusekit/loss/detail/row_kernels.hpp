@@ -8,15 +8,25 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
 #include <fusekit/core/config.hpp>
 #include <fusekit/loss/numerics.hpp>
 #include <fusekit/types/bf16.hpp>
+#include <fusekit/types/convert.hpp>
 #include <fusekit/types/element.hpp>
 #include <fusekit/types/fp16.hpp>
+
+#if FUSEKIT_HAS_VECTOR_EXT && defined(__SSE2__)
+#include <emmintrin.h>
+#define FUSEKIT_LOSS_STREAM 1
+#else
+#define FUSEKIT_LOSS_STREAM 0
+#endif
 
 // Loops here are left to the auto-vectorizer (plain loads/stores) or written with vector extensions
 // (exp, max, sums): `omp simd` requests made clang fail -Werror builds (-Wpass-failed) on loops it
@@ -28,86 +38,80 @@ namespace fusekit::detail {
 /// Elements per block of a row (fits L1 together with its source).
 inline constexpr std::int64_t row_block = 1024;
 
-/// binary16 → float without branches on the value (vectorizes), exact for every input incl. subnormals,
-/// and without denormal arithmetic (so it stays exact under FTZ/DAZ).
-FUSEKIT_FORCEINLINE float fp16_bits_to_float(std::uint16_t h) noexcept {
-  const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
-  const std::uint32_t em = static_cast<std::uint32_t>(h) & 0x7fffu;
-  const std::uint32_t exp = em & 0x7c00u;
-  const std::uint32_t normal = (em << 13) + (112u << 23);                       // rebias 15 → 127
-  const float sub = std::bit_cast<float>((113u << 23) | ((em & 0x03ffu) << 13)) // 2^-14·(1 + m/1024)
-                    - std::bit_cast<float>(113u << 23);                         // − 2^-14 = m·2^-24
-  const std::uint32_t special = 0x7f800000u | ((em & 0x03ffu) << 13);           // inf / NaN
-  const std::uint32_t bits = exp == 0x7c00u ? special : (exp == 0 ? std::bit_cast<std::uint32_t>(sub) : normal);
-  return std::bit_cast<float>(bits | sign);
-}
-
-/// Widens n elements (stride s) into buf.
+/// Widens n elements (stride s) into buf (the compute type).
 template <class T, class C>
 FUSEKIT_FORCEINLINE void load_block(const T* p, std::int64_t s, C* buf, std::int64_t n) noexcept {
-  if constexpr (std::is_same_v<std::remove_cv_t<T>, bf16>) {
-    const std::uint16_t* q = reinterpret_cast<const std::uint16_t*>(p);
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<C, float>) {
     if (s == 1) {
-      FUSEKIT_LOSS_SIMD
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(std::bit_cast<float>(static_cast<std::uint32_t>(q[j]) << 16));
-    } else {
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(std::bit_cast<float>(static_cast<std::uint32_t>(q[j * s]) << 16));
-    }
-  } else if constexpr (std::is_same_v<std::remove_cv_t<T>, fp16>) {
-    const std::uint16_t* q = reinterpret_cast<const std::uint16_t*>(p);
-    if (s == 1) {
-      FUSEKIT_LOSS_SIMD
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(fp16_bits_to_float(q[j]));
-    } else {
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(fp16_bits_to_float(q[j * s]));
-    }
-  } else {
-    if (s == 1) {
-      FUSEKIT_LOSS_SIMD
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(p[j]);
-    } else {
-      for (std::int64_t j = 0; j < n; ++j)
-        buf[j] = static_cast<C>(p[j * s]);
+      widen_to_float(p, buf, n); // shared vectorized conversion (types/convert.hpp)
+      return;
     }
   }
+  for (std::int64_t j = 0; j < n; ++j)
+    buf[j] = static_cast<C>(to_compute(static_cast<U>(p[j * s])));
 }
 
-/// Narrows (or accumulates) n compute values into the output row.
+/// Copies `bytes` bytes to `dst` with non-temporal stores where the target has them (16-byte body
+/// aligned on `dst`; head and tail by memcpy). Call stream_fence() once the rows are written.
+FUSEKIT_FORCEINLINE void stream_copy(void* dst, const void* src, std::size_t bytes) noexcept {
+#if FUSEKIT_LOSS_STREAM
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* q = static_cast<const unsigned char*>(src);
+  const std::size_t head = std::min<std::size_t>(bytes, (16 - (reinterpret_cast<std::uintptr_t>(d) & 15u)) & 15u);
+  std::memcpy(d, q, head);
+  std::size_t i = head;
+  for (; i + 16 <= bytes; i += 16)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i)));
+  std::memcpy(d + i, q + i, bytes - i);
+#else
+  std::memcpy(dst, src, bytes);
+#endif
+}
+
+/// Orders the non-temporal stores of stream_copy before later stores (end of a row).
+FUSEKIT_FORCEINLINE void stream_fence() noexcept {
+#if FUSEKIT_LOSS_STREAM
+  _mm_sfence();
+#endif
+}
+
+/// Output size from which a gradient that does not alias the logits is written with non-temporal
+/// stores (as large memcpy does): it is not read back soon, and streaming saves the read-for-ownership
+/// of every written line (a third of the backward's memory traffic).
+inline constexpr std::int64_t stream_min_bytes = std::int64_t{16} << 20;
+
+/// Narrows (or accumulates) n compute values into the output row. `buf` may be clobbered. With
+/// `streaming`, a contiguous overwrite goes through stream_copy.
 template <class T, class C>
-FUSEKIT_FORCEINLINE void store_block(T* p, std::int64_t s, const C* buf, std::int64_t n, bool accumulate) noexcept {
+FUSEKIT_FORCEINLINE void store_block(T* p, std::int64_t s, C* buf, std::int64_t n, bool accumulate,
+                                     bool streaming = false) noexcept {
   using U = std::remove_cv_t<T>;
-  if constexpr (std::is_same_v<U, bf16> && std::is_same_v<C, float>) {
-    if (s == 1 && !accumulate) {
-      // bf16 round-to-nearest-even on the bits, branch-free so it vectorizes (same result as bf16(float))
-      std::uint16_t* q = reinterpret_cast<std::uint16_t*>(p);
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::uint32_t u = std::bit_cast<std::uint32_t>(buf[j]);
-        const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        const std::uint32_t quiet = (u >> 16) | 0x0040u;
-        q[j] = static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+  if constexpr (std::is_same_v<C, float> && (std::is_same_v<U, float> || std::is_same_v<U, bf16> ||
+                                             std::is_same_v<U, fp16>)) {
+    if (s == 1) {
+      if (accumulate) {
+        alignas(64) float cur[row_block];
+        widen_to_float(p, cur, n);
+        for (std::int64_t j = 0; j < n; ++j)
+          buf[j] += cur[j];
+      }
+      if (streaming && !accumulate) {
+        if constexpr (std::is_same_v<U, float>) {
+          stream_copy(p, buf, static_cast<std::size_t>(n) * sizeof(float));
+        } else {
+          alignas(64) U tmp[row_block];
+          narrow_from_float(buf, tmp, n);
+          stream_copy(p, tmp, static_cast<std::size_t>(n) * sizeof(U));
+        }
+      } else {
+        narrow_from_float(buf, p, n);
       }
       return;
     }
   }
-  if (s == 1) {
-    if (accumulate) {
-      FUSEKIT_LOSS_SIMD
-      for (std::int64_t j = 0; j < n; ++j)
-        p[j] = from_compute<U>(static_cast<C>(to_compute(p[j])) + buf[j]);
-    } else {
-      FUSEKIT_LOSS_SIMD
-      for (std::int64_t j = 0; j < n; ++j)
-        p[j] = from_compute<U>(buf[j]);
-    }
-  } else {
-    for (std::int64_t j = 0; j < n; ++j)
-      p[j * s] = accumulate ? from_compute<U>(static_cast<C>(to_compute(p[j * s])) + buf[j]) : from_compute<U>(buf[j]);
-  }
+  for (std::int64_t j = 0; j < n; ++j)
+    p[j * s] = accumulate ? from_compute<U>(static_cast<C>(to_compute(p[j * s])) + buf[j]) : from_compute<U>(buf[j]);
 }
 
 /// e^x for x ≤ 0 in the compute type (vectorizable polynomial for float, std::exp for double).
@@ -350,11 +354,12 @@ row_stats<C> row_forward_dispatch(const T* row, std::int64_t V, std::int64_t s, 
 
 /// Writes grad = c·softmax(z) − g_label·onehot(label) − Σ_i w_i·onehot(id_i) over a row, with
 /// softmax = e^{z − lse}. `label` outside [0,V) adds nothing; sparse entries (ids, weights, count)
-/// optional. `in` and `out` may be the same row (in-place).
+/// optional. `in` and `out` may be the same row (in-place). `streaming` (only for an `out` that does
+/// not alias `in`): contiguous overwrites use non-temporal stores.
 template <class C, class T, class O, class Idx, class W>
 void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, std::int64_t V, C lse, C c,
                   std::int64_t label, C g_label, const Idx* sparse_ids, const W* sparse_w, std::int64_t nsparse,
-                  C sparse_scale, bool accumulate) noexcept {
+                  C sparse_scale, bool accumulate, bool streaming = false) noexcept {
   alignas(64) C buf[row_block];
   using OU = std::remove_cv_t<O>;
   for (std::int64_t b = 0; b < V; b += row_block) {
@@ -371,7 +376,7 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
     // write straight into the output row when it already has the compute type (in place included)
     C* dst = buf;
     if constexpr (std::is_same_v<OU, C>)
-      if (s_out == 1 && !accumulate)
+      if (s_out == 1 && !accumulate && !streaming)
         dst = out + b;
     block_scale_exp(src, dst, n, lse, c);
     if (label >= b && label < b + n)
@@ -382,8 +387,10 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
         dst[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
     }
     if (dst == buf)
-      store_block(out + b * s_out, s_out, buf, n, accumulate);
+      store_block(out + b * s_out, s_out, buf, n, accumulate, streaming);
   }
+  if (streaming)
+    stream_fence();
 }
 
 /// Largest row handled by the fused loss-and-gradient kernel (block maxima live on the stack).
@@ -419,11 +426,12 @@ FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int
 /// `out` (any element type and stride). `park` may be `out` itself when that is a contiguous float
 /// row, which may in turn be the logits (in place). Returns the row's statistics (lse, label logit).
 /// The caller must have gathered any logits it needs at other positions before (the row may be
-/// overwritten).
+/// overwritten). `streaming` (park ≠ out, out not aliasing in): pass 2 writes with non-temporal stores.
 template <class T, class O, class Idx, class W>
 row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, float* park,
                                      std::int64_t V, std::int64_t label, float c, float g_label, const Idx* sparse_ids,
-                                     const W* sparse_w, std::int64_t nsparse, float sparse_scale) noexcept {
+                                     const W* sparse_w, std::int64_t nsparse, float sparse_scale,
+                                     bool streaming = false) noexcept {
   alignas(64) float buf[row_block];
   float bmax[fused_max_blocks];
   constexpr float ninf = -std::numeric_limits<float>::infinity();
@@ -478,8 +486,10 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
         o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
     }
     if (static_cast<void*>(o) != static_cast<void*>(out + b * s_out))
-      store_block(out + b * s_out, s_out, o, n, false);
+      store_block(out + b * s_out, s_out, o, n, false, streaming);
   }
+  if (streaming)
+    stream_fence();
   return r;
 }
 
