@@ -213,6 +213,54 @@ template <class C> FUSEKIT_FORCEINLINE C block_sum_exp_shifted(const C* buf, std
   return s;
 }
 
+/// Largest jump of the block maximum over the reference in the one-pass blocks below: e^{64}·1024 and
+/// V·e^{64} stay far from float overflow; a larger jump redoes the block against the new maximum.
+inline constexpr float one_pass_max_jump = 64.0f;
+
+/// One pass over a float block for the online log-sum-exp: returns Σ_j e^{src[j] − m} against the
+/// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
+/// skipped); with Park, also writes dst[j] = e^{src[j] − m}. e^{x − m} is evaluated for x − m up to
+/// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
+template <bool Park>
+FUSEKIT_FORCEINLINE float block_exp_max(const float* src, float* dst, std::int64_t n, float m, float& bm) noexcept {
+  std::int64_t j = 0;
+  float s = 0, mx = -std::numeric_limits<float>::infinity();
+#if FUSEKIT_HAS_VECTOR_EXT
+  {
+    fvec a0{}, a1{}, m0 = fvec{} + mx, m1 = m0;
+    for (const std::int64_t nv = n - n % (2 * fvec_lanes); j < nv; j += 2 * fvec_lanes) {
+      fvec x0, x1;
+      __builtin_memcpy(&x0, src + j, sizeof(x0));
+      __builtin_memcpy(&x1, src + j + fvec_lanes, sizeof(x1));
+      m0 = x0 > m0 ? x0 : m0;
+      m1 = x1 > m1 ? x1 : m1;
+      const fvec e0 = exp_nonpos(x0 - m), e1 = exp_nonpos(x1 - m);
+      if constexpr (Park) {
+        __builtin_memcpy(dst + j, &e0, sizeof(e0));
+        __builtin_memcpy(dst + j + fvec_lanes, &e1, sizeof(e1));
+      }
+      a0 += e0;
+      a1 += e1;
+    }
+    a0 += a1;
+    m0 = m1 > m0 ? m1 : m0;
+    for (int k = 0; k < fvec_lanes; ++k) {
+      s += a0[k];
+      mx = m0[k] > mx ? m0[k] : mx;
+    }
+  }
+#endif
+  for (; j < n; ++j) {
+    const float e = exp_nonpos(src[j] - m);
+    if constexpr (Park)
+      dst[j] = e;
+    s += e;
+    mx = src[j] > mx ? src[j] : mx;
+  }
+  bm = mx;
+  return s;
+}
+
 /// dst[j] = c · e^{src[j] − lse} (dst may equal src).
 template <class C> FUSEKIT_FORCEINLINE void block_scale_exp(const C* src, C* dst, std::int64_t n, C lse, C c) noexcept {
   std::int64_t j = 0;
@@ -290,6 +338,37 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
         load_block(row + b * s, s, buf, n);
     } else {
       load_block(row + b * s, s, buf, n);
+    }
+    if constexpr (!Entropy && std::is_same_v<C, float>) {
+      if (m != ninf) { // one pass per block: exp against the running max, block max on the side
+        C bm;
+        const C sb = block_exp_max<false>(src, nullptr, n, m, bm);
+        if (bm > m) {
+          if (bm - m > one_pass_max_jump) { // rare (a huge jump): redo the block against its own max
+            sum = sum * std::exp(m - bm) + block_sum_exp(src, n, bm);
+          } else {
+            sum = (sum + sb) * std::exp(m - bm);
+          }
+          m = bm;
+          if constexpr (Argmax) {
+            for (std::int64_t j = 0; j < n; ++j)
+              if (src[j] == bm) {
+                am = b + j;
+                break;
+              }
+          }
+        } else {
+          sum += sb;
+        }
+        if constexpr (LogitSum)
+          zsum += block_sum(src, n);
+        if (label >= b && label < b + n)
+          zl = src[label - b];
+        if (topk != nullptr)
+          for (std::int64_t j = 0; j < n; ++j)
+            topk->offer(src[j], b + j);
+        continue;
+      }
     }
     const C bm = block_max(src, n);
     if (bm > m) {
@@ -450,12 +529,26 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
     }
     if (label >= b && label < b + n)
       zl = src[label - b];
-    const float bm = block_max(src, n);
-    if (bm > m) {
-      if (m != ninf)
-        sum *= std::exp(m - bm);
-      m = bm;
+    if (m != ninf) { // one pass: park e^{z − m} against the running max, block max on the side
+      float bm;
+      const float sb = block_exp_max<true>(src, park + b, n, m, bm);
+      bmax[nb] = m;
+      if (bm > m) {
+        if (bm - m > one_pass_max_jump) { // rare: re-park the block against its own max
+          sum = sum * std::exp(m - bm) + block_store_exp(src, park + b, n, bm);
+          bmax[nb] = bm;
+        } else {
+          sum = (sum + sb) * std::exp(m - bm);
+        }
+        m = bm;
+      } else {
+        sum += sb;
+      }
+      continue;
     }
+    const float bm = block_max(src, n); // until the first finite max: two passes
+    if (bm > m)
+      m = bm;
     bmax[nb] = m;
     if (m != ninf)
       sum += block_store_exp(src, park + b, n, m);
