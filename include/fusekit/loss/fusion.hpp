@@ -156,9 +156,10 @@ fusion_loss_result fusion_loss_and_grad(const Policy& policy, const fusion_loss&
                          N * V * static_cast<std::int64_t>(sizeof(O)) >= detail::stream_min_bytes;
   const bool park_in_grad =
       use_fused && std::is_same_v<std::remove_cv_t<O>, float> && grad.stride(1) == 1 && !streaming;
-  constexpr std::int64_t chunk = 32; // rows per scratch allocation
-  exec::for_each_block(policy, N, chunk, [&](std::int64_t t0, std::int64_t t1) {
-    std::vector<float> scratch(use_fused && !park_in_grad ? static_cast<std::size_t>(V) : 0);
+  // rows handed out dynamically; one float scratch row per worker when the fused kernel parks there
+  auto make_scratch = [&] { return std::vector<float>(use_fused && !park_in_grad ? static_cast<std::size_t>(V) : 0); };
+  detail::for_each_row_chunk(policy, N, detail::row_grain(V), make_scratch, [&](std::vector<float>& scratch,
+                                                                                 std::int64_t t0, std::int64_t t1) {
     for (std::int64_t t = t0; t < t1; ++t) {
       const bool g = b.valid(t), d = distilled(t);
       O* orow = grad.empty() ? nullptr : &grad(t, 0);

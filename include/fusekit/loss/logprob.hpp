@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -131,6 +132,49 @@ template <class V> void check_rows(const V& v, std::int64_t n, const char* fn, c
                         std::to_string(n));
 }
 
+/// Rows per work item of for_each_row_chunk: about 256 K logits (one item per row at LLM vocabularies).
+inline std::int64_t row_grain(std::int64_t V) noexcept {
+  return std::clamp<std::int64_t>(V > 0 ? (std::int64_t{1} << 18) / V : 1024, 1, 1024);
+}
+
+/// Calls body(state, t0, t1) for consecutive row ranges covering [0, n), `state` made by make_state()
+/// once per worker. On policies that report their concurrency (seq, par) the ranges are handed out
+/// dynamically from an atomic counter, so a worker slowed down by other processes on the machine does
+/// not hold back the others (OpenMP's static schedule would); other policies get their own
+/// for_each_block split with a state per block. Each row's results depend only on that row, so they are
+/// the same for any thread count and any assignment of rows to workers.
+template <class Policy, class MakeState, class Body>
+void for_each_row_chunk(const Policy& policy, std::int64_t n, std::int64_t grain, MakeState&& make_state,
+                        Body&& body) {
+  if (n <= 0)
+    return;
+  const std::int64_t chunks = (n + grain - 1) / grain;
+  if constexpr (requires { policy.concurrency(); }) {
+    const std::int64_t workers = std::min<std::int64_t>(policy.concurrency(), chunks);
+    if (workers <= 1) {
+      auto st = make_state();
+      for (std::int64_t c = 0; c < chunks; ++c)
+        body(st, c * grain, std::min(n, (c + 1) * grain));
+      return;
+    }
+    std::atomic<std::int64_t> next{0};
+    exec::for_each_n(policy, workers, [&](std::int64_t) {
+      auto st = make_state();
+      for (;;) {
+        const std::int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= chunks)
+          break;
+        body(st, c * grain, std::min(n, (c + 1) * grain));
+      }
+    });
+  } else {
+    exec::for_each_block(policy, n, grain, [&](std::int64_t t0, std::int64_t t1) {
+      auto st = make_state();
+      body(st, t0, t1);
+    });
+  }
+}
+
 [[noreturn]] inline void throw_nonfinite_row(const char* fn, std::int64_t t) {
   throw_error(errc::invalid_argument, std::string(fn) + ": logits row " + std::to_string(t) +
                                           " is not finite (NaN/inf logits, or every logit −inf) on a row that counts");
@@ -169,7 +213,7 @@ void token_logprobs(const Policy& policy, const logits_batch<T, L, M>& b, const 
   const detail::row_wants w{
       .entropy = !out.entropy.empty(), .logit_sum = !out.logit_mean.empty(), .argmax = !out.correct.empty()};
   std::vector<std::uint8_t> bad(static_cast<std::size_t>(N), 0);
-  exec::for_each_n(policy, N, [&](std::int64_t t) {
+  auto row_fn = [&](std::int64_t t) {
     const bool ok = b.valid(t);
     const std::int64_t y = ok ? static_cast<std::int64_t>(b.labels[t]) : -1;
     const T* row = &b.logits(t, 0);
@@ -213,7 +257,13 @@ void token_logprobs(const Policy& policy, const logits_batch<T, L, M>& b, const 
           out.topk_logits(t, k) = have ? static_cast<F>(tk.vals[k]) : -std::numeric_limits<F>::infinity();
       }
     }
-  });
+  };
+  detail::for_each_row_chunk(
+      policy, N, detail::row_grain(V), [] { return 0; },
+      [&](int, std::int64_t t0, std::int64_t t1) {
+        for (std::int64_t t = t0; t < t1; ++t)
+          row_fn(t);
+      });
   for (std::int64_t t = 0; t < N; ++t)
     if (bad[static_cast<std::size_t>(t)])
       detail::throw_nonfinite_row(fn, t);
@@ -311,7 +361,7 @@ void token_logprobs_backward(const Policy& policy, const logits_batch<T, L, M>& 
                          static_cast<const void*>(&grad(0, 0)) != static_cast<const void*>(&b.logits(0, 0)) &&
                          N * V * static_cast<std::int64_t>(sizeof(O)) >= detail::stream_min_bytes;
   std::vector<std::uint8_t> bad(static_cast<std::size_t>(N), 0);
-  exec::for_each_n(policy, N, [&](std::int64_t t) {
+  auto row_fn = [&](std::int64_t t) {
     const T* row = &b.logits(t, 0);
     O* orow = &grad(t, 0);
     if (!b.valid(t)) {
@@ -334,7 +384,13 @@ void token_logprobs_backward(const Policy& policy, const logits_batch<T, L, M>& 
     detail::row_backward<C>(row, b.logits.stride(1), orow, grad.stride(1), V, lse, -g, y, -g,
                             static_cast<const std::int64_t*>(nullptr), static_cast<const float*>(nullptr), 0, C(0),
                             opt.accumulate, streaming);
-  });
+  };
+  detail::for_each_row_chunk(
+      policy, N, detail::row_grain(V), [] { return 0; },
+      [&](int, std::int64_t t0, std::int64_t t1) {
+        for (std::int64_t t = t0; t < t1; ++t)
+          row_fn(t);
+      });
   for (std::int64_t t = 0; t < N; ++t)
     if (bad[static_cast<std::size_t>(t)])
       throw_error(errc::invalid_argument, std::string(fn) + ": row " + std::to_string(t) +
