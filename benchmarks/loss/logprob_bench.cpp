@@ -1,21 +1,57 @@
 // Log-prob forward / backward and fused cross-entropy+gradient over [N, V] logits (V = 128,256 Llama-3
-// and 151,936 Qwen-2.5), bf16 and fp32 storage, seq and par, reported beside the memcpy bandwidth of the
-// same bytes measured in this run. Lower bound for forward+backward = read the logits once + write the
-// gradient once (2·N·V·sizeof(T) bytes); `bound_ratio` = time / that bound at memcpy speed.
+// and 151,936 Qwen-2.5), bf16, fp16 and fp32 storage, seq and par, reported beside the memcpy bandwidth
+// of the same bytes measured in this run. Lower bound for forward+backward = read the logits once + write
+// the gradient once (2·N·V·sizeof(T) bytes); `bound_s` = that traffic at single-thread memcpy speed,
+// `bound_par_s` = at the speed of a memcpy split over the policy's threads (the bound for `par`).
 //   fusekit_bench_loss --benchmark_filter='par' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "bandwidth.hpp"
 #include <fusekit/loss/fusion.hpp>
 #include <fusekit/loss/logprob.hpp>
 #include <fusekit/types/bf16.hpp>
+#include <fusekit/types/fp16.hpp>
 
 namespace {
 
 using namespace fusekit;
+
+/// Read+write traffic per second of a memcpy of `bytes` split into `threads` equal pieces copied
+/// concurrently (best of a few repetitions, buffers touched first); cached per (size, threads).
+double parallel_memcpy_bandwidth(std::size_t bytes, int threads) {
+  static std::map<std::pair<std::size_t, int>, double> cache;
+  if (auto it = cache.find({bytes, threads}); it != cache.end())
+    return it->second;
+  std::unique_ptr<char[]> src(new char[bytes]), dst(new char[bytes]);
+  std::memset(src.get(), 1, bytes);
+  std::memset(dst.get(), 2, bytes);
+  const std::size_t piece = (bytes / static_cast<std::size_t>(threads) + 63) / 64 * 64;
+  double best = 1e300;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    exec::par.with_threads(threads).for_each_n(threads, [&](std::int64_t i) {
+      const std::size_t b = static_cast<std::size_t>(i) * piece;
+      if (b < bytes)
+        std::memcpy(dst.get() + b, src.get() + b, std::min(piece, bytes - b));
+    });
+    benchmark::ClobberMemory();
+    const auto t1 = std::chrono::steady_clock::now();
+    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+  }
+  benchmark::DoNotOptimize(dst.get());
+  const double bw = 2.0 * static_cast<double>(bytes) / best;
+  cache[{bytes, threads}] = bw;
+  return bw;
+}
 
 template <class T> struct fixture {
   std::int64_t N, V, B;
@@ -80,6 +116,12 @@ template <class T, op Op, class Policy> void run(benchmark::State& state, const 
   // the bound counts one read of the logits (+ one write of the gradient when there is a backward)
   fusekit_bench::report_traffic(state, bytes, Op == op::forward ? 0 : bytes);
   state.counters["threads"] = pol.concurrency();
+  if (pol.concurrency() > 1) {
+    const std::size_t total = bytes + (Op == op::forward ? 0 : bytes);
+    const double bw = parallel_memcpy_bandwidth(std::max<std::size_t>(total / 2, 1), pol.concurrency());
+    state.counters["memcpy_par_GBps"] = bw / 1e9;
+    state.counters["bound_par_s"] = static_cast<double>(total) / bw;
+  }
 }
 
 template <class T, op Op> void bm_seq(benchmark::State& s) { run<T, Op>(s, exec::seq); }
@@ -113,16 +155,24 @@ BENCHMARK(bm_par<float, op::fused_ce>)->Name("par/f32/fused_ce_inplace")->Apply(
 BENCHMARK(bm_par<bf16, op::forward>)->Name("par/bf16/forward")->Apply(shapes_bf16);
 BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("par/bf16/forward_backward")->Apply(shapes_bf16_inplace_only);
 BENCHMARK(bm_par<bf16, op::fused_ce>)->Name("par/bf16/fused_ce_inplace")->Apply(shapes_bf16);
-BENCHMARK(bm_seq<float, op::forward_backward>)
-    ->Name("seq/f32/forward_backward")
-    ->Args({512, 128256})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK(bm_seq<bf16, op::forward_backward>)
-    ->Name("seq/bf16/forward_backward")
-    ->Args({512, 128256})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+void shapes_f16(benchmark::internal::Benchmark* b) {
+  for (std::int64_t v : {128256, 151936})
+    b->Args({2048, v});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void shape_seq(benchmark::internal::Benchmark* b) {
+  b->Args({512, 128256})->Args({512, 151936})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK(bm_par<fp16, op::forward>)->Name("par/f16/forward")->Apply(shapes_f16);
+BENCHMARK(bm_par<fp16, op::forward_backward>)->Name("par/f16/forward_backward")->Apply(shapes_f16);
+BENCHMARK(bm_par<fp16, op::fused_ce>)->Name("par/f16/fused_ce_inplace")->Apply(shapes_f16);
+BENCHMARK(bm_seq<float, op::forward>)->Name("seq/f32/forward")->Apply(shape_seq);
+BENCHMARK(bm_seq<float, op::forward_backward>)->Name("seq/f32/forward_backward")->Apply(shape_seq);
+BENCHMARK(bm_seq<float, op::fused_ce>)->Name("seq/f32/fused_ce_inplace")->Apply(shape_seq);
+BENCHMARK(bm_seq<bf16, op::forward>)->Name("seq/bf16/forward")->Apply(shape_seq);
+BENCHMARK(bm_seq<bf16, op::forward_backward>)->Name("seq/bf16/forward_backward")->Apply(shape_seq);
+BENCHMARK(bm_seq<bf16, op::fused_ce>)->Name("seq/bf16/fused_ce_inplace")->Apply(shape_seq);
+BENCHMARK(bm_seq<fp16, op::forward_backward>)->Name("seq/f16/forward_backward")->Apply(shape_seq);
 BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("smoke/bf16/forward_backward")->Apply(smoke);
 BENCHMARK(bm_par<float, op::fused_ce>)->Name("smoke/f32/fused_ce_inplace")->Apply(smoke);
 

@@ -10,6 +10,10 @@
 
 #include <fusekit/core/config.hpp>
 
+#if FUSEKIT_HAS_VECTOR_EXT && (defined(__SSE__) || defined(__AVX__))
+#include <immintrin.h>
+#endif
+
 namespace fusekit {
 
 /// Logistic sigmoid σ(x), evaluated without overflow: 1/(1+e^{-x}) for x ≥ 0, e^x/(1+e^x) otherwise.
@@ -105,7 +109,14 @@ typedef std::int32_t ivec __attribute__((vector_size(4 * fvec_lanes)));
 /// over it stays scalar.
 FUSEKIT_FORCEINLINE fvec exp_nonpos(fvec x) noexcept {
   using namespace expf_c;
-  const fvec xc = x < lo ? fvec{} + lo : x; // vmaxps(lo, x): NaN lanes keep x
+  // max(lo, x) with NaN lanes keeping x; GCC does not turn the select into vmaxps by itself
+#if defined(__AVX__)
+  const fvec xc = (fvec)_mm256_max_ps((__m256)(fvec{} + lo), (__m256)x);
+#elif defined(__SSE__) && !defined(__AVX__)
+  const fvec xc = (fvec)_mm_max_ps((__m128)(fvec{} + lo), (__m128)x);
+#else
+  const fvec xc = x < lo ? fvec{} + lo : x;
+#endif
   const fvec t = xc * log2e + magic;
   const fvec nf = t - magic;
   fvec r = xc - nf * ln2_hi;
