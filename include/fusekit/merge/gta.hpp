@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -95,112 +96,200 @@ struct gta_model_plan {
   std::vector<std::uint64_t> bits; // random (when precomputed) and della: keep bits, one per element
 };
 
-/// Della MagPrune keep bits of one model (per row of the last dimension; 1-D = one row) and the L1 sums
-/// (Σ|Δ|, Σ|m⊙Δ|). Ranks are 1..C by ascending |Δ|, ties by ascending column; p = (d−ε) + 2ε·(r−1)/(C−1)
-/// (p = d when C = 1); keep when uniform01(seed, stream, e) < p.
+/// Della MagPrune keep bits and L1 sums (Σ|Δ|, Σ|m⊙Δ|) of every model i with `della[i]`, per row of the
+/// last dimension (1-D = one row), one pass over the inputs (the base row is loaded once for all models).
+/// Ranks are r = 0..C−1 by ascending |Δ|, ties by ascending column; p(r) = (d−ε) + 2ε·r/(C−1) (p = d when
+/// C = 1); keep when uniform01(seed, stream, e) < float(p(r)), i.e. when the draw's 24 bits m satisfy
+/// m < T(r) = ceil(float(p(r))·2²⁴) — T is non-decreasing in r and computed once per model.
+///
+/// Exact ranks without sorting: a 2048-bin histogram of the magnitude keys' top bits gives every element a
+/// rank interval [P(bin), P(bin+1)); m < T(P(bin)) keeps it and m ≥ T(P(bin+1)−1) drops it whatever its
+/// rank inside the bin. Only the remaining elements (m inside the T-range of a bin: about 2ε·(bin size)/C,
+/// ~1% of them) need their exact rank, counted among the elements of their bin (a counting scatter of the
+/// row by bin). Results are identical to sorting every row.
 template <class P, class Base, class In>
-void della_bits(const P& policy, const view_io<Base>& base, const input_set<In>& in, std::size_t i,
-                std::int64_t rows, std::int64_t cols, double d, double eps, const merge_context& ctx,
-                std::vector<std::uint64_t>& bits, double& l1_all, double& l1_kept) {
+void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<In>& in,
+                    std::vector<gta_model_plan>& plan, std::span<const merge_input<In>> inputs, std::int64_t rows,
+                    std::int64_t cols, const merge_context& ctx, std::vector<double>& l1_all,
+                    std::vector<double>& l1_kept) {
   const std::int64_t n = rows * cols;
-  bits.assign(static_cast<std::size_t>((n + 63) / 64), 0);
-  std::vector<double> partial(static_cast<std::size_t>(rows) * 2, 0.0);
-  const std::uint64_t stream = model_stream(ctx.tensor_name, i);
-  // scratch per worker: x, b, u (floats) + two uint64 sort buffers (4 floats per element) + histogram
-  const std::size_t hist_bins = 2048;
-  const std::size_t sf = static_cast<std::size_t>(cols) * 7 + 3 * hist_bins + 16;
-  for_each_block_scratch(policy, n, cols, sf, [&](std::int64_t row, std::int64_t b, std::int64_t e, float* s) {
-    const std::int64_t C = e - b;
-    float* x = s;
-    float* bb = s + C;
-    float* u = s + 2 * C; // C + 3 entries (the first counter block may start before b)
-    // 8-byte aligned start for the uint64 buffers (a worker's scratch may start at any float offset)
-    const auto ka_addr = (reinterpret_cast<std::uintptr_t>(s + 3 * C + 4) + 7u) & ~std::uintptr_t{7};
-    auto* ka = reinterpret_cast<std::uint64_t*>(ka_addr);
-    std::uint64_t* kb = ka + C;
-    auto* hist = reinterpret_cast<std::uint32_t*>(kb + C);
-    in.load(i, b, C, x);
-    base.load(b, C, bb);
-    for (std::int64_t j = 0; j < C; ++j) {
-      x[j] -= bb[j];
-      ka[j] = (static_cast<std::uint64_t>(exec::magnitude_key(x[j])) << 32) | static_cast<std::uint64_t>(j);
-    }
-    // LSD radix sort of the 31-bit key (3 digits of 11 bits, all histograms in one counting pass, digits
-    // shared by the whole row skipped); stable, so equal keys stay in column order.
-    std::fill(hist, hist + 3 * hist_bins, 0u);
-    for (std::int64_t j = 0; j < C; ++j) {
-      const auto k32 = static_cast<std::uint32_t>(ka[j] >> 32);
-      ++hist[k32 & 2047u];
-      ++hist[hist_bins + ((k32 >> 11) & 2047u)];
-      ++hist[2 * hist_bins + (k32 >> 22)];
-    }
-    for (int pass = 0; pass < 3; ++pass) {
-      const int shift = 32 + 11 * pass;
-      std::uint32_t* hp = hist + static_cast<std::size_t>(pass) * hist_bins;
-      if (hp[(ka[0] >> shift) & 2047u] == static_cast<std::uint32_t>(C))
-        continue; // every key has this digit: the pass would not move anything
-      std::uint32_t acc = 0;
-      for (std::size_t h = 0; h < hist_bins; ++h) {
-        const std::uint32_t c = hp[h];
-        hp[h] = acc;
-        acc += c;
-      }
-      for (std::int64_t j = 0; j < C; ++j)
-        kb[hp[(ka[j] >> shift) & 2047u]++] = ka[j];
-      std::swap(ka, kb);
-    }
-    // ka is sorted ascending; write each column's keep probability into bb (reused).
+  const std::size_t N = plan.size();
+  if (n <= 0)
+    return;
+  std::vector<std::size_t> models;
+  for (std::size_t i = 0; i < N; ++i)
+    if (plan[i].kind == gta_model_plan::della)
+      models.push_back(i);
+  const std::size_t D = models.size();
+  const auto C = static_cast<std::size_t>(cols);
+  // rank -> integer threshold, per della model
+  std::vector<std::vector<std::uint32_t>> T(D, std::vector<std::uint32_t>(C));
+  std::vector<std::uint64_t> streams(D);
+  for (std::size_t q = 0; q < D; ++q) {
+    const std::size_t i = models[q];
+    const double d = plan[i].density, eps = inputs[i].epsilon;
     const double lo = d - eps, span = 2.0 * eps;
-    for (std::int64_t r = 0; r < C; ++r) {
-      const auto col = static_cast<std::int64_t>(ka[r] & 0xffffffffu);
+    for (std::size_t r = 0; r < C; ++r) {
       const double rn = C > 1 ? static_cast<double>(r) / static_cast<double>(C - 1) : 0.5;
-      bb[col] = static_cast<float>(lo + rn * span);
+      T[q][r] = u24_threshold(static_cast<float>(lo + rn * span));
     }
-    fill_uniform(ctx.seed, stream, static_cast<std::uint64_t>(b) & ~std::uint64_t{3}, C + (b & 3), u);
-    const float* uu = u + (b & 3);
-    double a = 0, k = 0;
-    std::uint64_t word = 0;
-    std::int64_t word_index = b / 64;
-    for (std::int64_t j = 0; j < C; ++j) {
-      const std::int64_t g = b + j;
-      const bool keep = uu[j] < bb[j];
-      a += std::abs(static_cast<double>(x[j]));
-      if (keep) {
-        k += std::abs(static_cast<double>(x[j]));
-        word |= std::uint64_t{1} << (g & 63);
-      }
-      if ((g & 63) == 63 || j == C - 1) {
-        if (word)
-          std::atomic_ref<std::uint64_t>(bits[static_cast<std::size_t>(word_index)]).fetch_or(word, std::memory_order_relaxed);
-        word = 0;
-        ++word_index;
-      }
-    }
-    partial[static_cast<std::size_t>(row) * 2] = a;
-    partial[static_cast<std::size_t>(row) * 2 + 1] = k;
-  });
-  const auto tot = sum_blocks(partial, 2);
-  l1_all = tot[0];
-  l1_kept = tot[1];
-}
-
-/// Unpacks keep bits [b, b+len) (b a multiple of 64) into 0/1 floats.
-inline void unpack_bits(const std::vector<std::uint64_t>& bits, std::int64_t b, std::int64_t len, float* keep) noexcept {
-  const std::uint64_t* w = bits.data() + b / 64;
-  for (std::int64_t j = 0; j < len; ++j)
-    keep[j] = static_cast<float>((w[j >> 6] >> (j & 63)) & 1u);
-}
-
-/// Packs 0/1 floats into keep bits [b, b+len) (b a multiple of 64, blocks own whole words).
-inline void pack_bits(std::vector<std::uint64_t>& bits, std::int64_t b, std::int64_t len, const float* keep) noexcept {
-  std::uint64_t* w = bits.data() + b / 64;
-  for (std::int64_t q = 0; q < (len + 63) / 64; ++q) {
-    std::uint64_t word = 0;
-    const std::int64_t m = std::min<std::int64_t>(64, len - q * 64);
-    for (std::int64_t j = 0; j < m; ++j)
-      word |= static_cast<std::uint64_t>(keep[q * 64 + j] != 0.0f) << j;
-    w[q] = word;
+    plan[i].bits.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+    streams[q] = model_stream(ctx.tensor_name, i);
   }
+  std::vector<double> partial(static_cast<std::size_t>(rows) * D * 2, 0.0);
+  constexpr std::uint32_t bin_shift = 20; // 31-bit keys -> 2048 bins (exponent + 3 mantissa bits)
+  constexpr std::size_t bins = std::size_t{1} << (31 - bin_shift);
+  struct worker_buf {
+    std::vector<float> bb, x;
+    std::vector<std::uint32_t> key, m, start, amb;
+    std::vector<std::uint64_t> seg; // (key << 32 | column), grouped by bin
+    std::vector<std::uint8_t> keep;
+  };
+  const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, rows);
+  std::vector<worker_buf> bufs(static_cast<std::size_t>(workers));
+  const std::int64_t per = (rows + workers - 1) / workers;
+  exec::for_each_n(policy, workers, [&](std::int64_t w) {
+    worker_buf& wb = bufs[static_cast<std::size_t>(w)];
+    wb.bb.resize(C);
+    wb.x.resize(C);
+    wb.key.resize(C);
+    wb.m.resize(C + 4);
+    wb.start.resize(bins + 1);
+    wb.amb.resize(C);
+    wb.seg.resize(C);
+    wb.keep.resize(C);
+    float* bb = wb.bb.data();
+    float* x = wb.x.data();
+    std::uint32_t* key = wb.key.data();
+    std::uint32_t* R = wb.start.data();
+    std::uint8_t* keep = wb.keep.data();
+    for (std::int64_t row = w * per; row < std::min(rows, (w + 1) * per); ++row) {
+      const std::int64_t b = row * cols;
+      base.load(b, cols, bb);
+      for (std::size_t q = 0; q < D; ++q) {
+        const std::size_t i = models[q];
+        in.load(i, b, cols, x);
+        FUSEKIT_PRAGMA_SIMD
+        for (std::size_t j = 0; j < C; ++j) {
+          x[j] -= bb[j];
+          key[j] = exec::magnitude_key(x[j]);
+        }
+        // histogram -> R[bin] = first rank of the bin, R[bins] = C
+        std::fill(R, R + bins + 1, 0u);
+        for (std::size_t j = 0; j < C; ++j)
+          ++R[key[j] >> bin_shift];
+        std::uint32_t acc = 0;
+        for (std::size_t h = 0; h <= bins; ++h) {
+          const std::uint32_t c = R[h];
+          R[h] = acc;
+          acc += c;
+        }
+        fill_u24(ctx.seed, streams[q], static_cast<std::uint64_t>(b) & ~std::uint64_t{3}, cols + (b & 3), wb.m.data());
+        const std::uint32_t* mm = wb.m.data() + (b & 3);
+        const std::uint32_t* Tq = T[q].data();
+        std::size_t namb = 0;
+        for (std::size_t j = 0; j < C; ++j) {
+          const std::uint32_t bin = key[j] >> bin_shift;
+          const std::uint32_t r_lo = R[bin], r_hi = R[bin + 1] - 1;
+          const bool sure_keep = mm[j] < Tq[r_lo], sure_drop = mm[j] >= Tq[r_hi];
+          keep[j] = sure_keep ? 1 : 0;
+          wb.amb[namb] = static_cast<std::uint32_t>(j);
+          namb += (!sure_keep && !sure_drop) ? 1 : 0;
+        }
+        if (namb > 0) { // exact ranks of the undecided elements: counting scatter by bin, count inside the bin
+          std::uint64_t* seg = wb.seg.data();
+          const auto Cu = static_cast<std::uint32_t>(C);
+          for (std::uint32_t j = 0; j < Cu; ++j) {
+            const std::uint32_t kj = key[j];
+            seg[R[kj >> bin_shift]++] = (static_cast<std::uint64_t>(kj) << 32) | j;
+          }
+          // R[bin] is now the end of bin `bin` = the start of bin+1; shift back
+          for (std::size_t h = bins; h-- > 0;)
+            R[h + 1] = R[h];
+          R[0] = 0;
+          for (std::size_t a = 0; a < namb; ++a) {
+            const std::uint32_t j = wb.amb[a];
+            const std::uint32_t bin = key[j] >> bin_shift;
+            const std::uint64_t me = (static_cast<std::uint64_t>(key[j]) << 32) | j;
+            std::uint32_t below = 0;
+            for (std::uint32_t t = R[bin]; t < R[bin + 1]; ++t)
+              below += seg[t] < me ? 1u : 0u;
+            keep[j] = mm[j] < Tq[R[bin] + below] ? 1 : 0;
+          }
+        }
+        // L1 sums: 8 independent fp64 accumulators (vectorizes), combined in a fixed order
+        double la[8] = {}, lk[8] = {};
+        std::size_t j8 = 0;
+        for (; j8 + 8 <= C; j8 += 8)
+          for (std::size_t t = 0; t < 8; ++t) {
+            const float ax = std::abs(x[j8 + t]);
+            la[t] += static_cast<double>(ax);
+            lk[t] += static_cast<double>(ax * static_cast<float>(keep[j8 + t])); // ax or +0, exactly
+          }
+        double sa = 0, sk = 0;
+        for (std::size_t t = 0; t < 8; ++t) {
+          sa += la[t];
+          sk += lk[t];
+        }
+        for (; j8 < C; ++j8) {
+          const double ax = std::abs(static_cast<double>(x[j8]));
+          sa += ax;
+          sk += keep[j8] ? ax : 0.0;
+        }
+        // keep bits of the row, 64 at a time from the row start (32-bit halves: vectorized OR reduction),
+        // then shifted into the tensor's words (a row need not start on a word boundary)
+        std::vector<std::uint64_t>& bits = plan[i].bits;
+        const auto sh = static_cast<unsigned>(b & 63);
+        for (std::size_t w0 = 0; w0 < C; w0 += 64) {
+          std::uint32_t half[2] = {0, 0};
+          for (std::size_t h = 0; h < 2; ++h) {
+            const std::size_t s0 = w0 + 32 * h;
+            if (s0 >= C)
+              break;
+            const std::size_t m = std::min<std::size_t>(32, C - s0);
+            std::uint32_t v = 0;
+            if (m == 32) {
+              FUSEKIT_PRAGMA_SIMD
+              for (std::uint32_t t = 0; t < 32; ++t)
+                v |= static_cast<std::uint32_t>(keep[s0 + t]) << t;
+            } else {
+              for (std::uint32_t t = 0; t < m; ++t)
+                v |= static_cast<std::uint32_t>(keep[s0 + t]) << t;
+            }
+            half[h] = v;
+          }
+          const std::uint64_t word = static_cast<std::uint64_t>(half[0]) | (static_cast<std::uint64_t>(half[1]) << 32);
+          if (word == 0)
+            continue;
+          const auto gw = static_cast<std::size_t>((b + static_cast<std::int64_t>(w0)) / 64);
+          std::atomic_ref<std::uint64_t>(bits[gw]).fetch_or(word << sh, std::memory_order_relaxed);
+          if (sh != 0 && (word >> (64 - sh)) != 0)
+            std::atomic_ref<std::uint64_t>(bits[gw + 1]).fetch_or(word >> (64 - sh), std::memory_order_relaxed);
+        }
+        partial[(static_cast<std::size_t>(row) * D + q) * 2] = sa;
+        partial[(static_cast<std::size_t>(row) * D + q) * 2 + 1] = sk;
+      }
+    }
+  });
+  const auto tot = sum_blocks(partial, D * 2);
+  for (std::size_t q = 0; q < D; ++q) {
+    l1_all[models[q]] = tot[q * 2];
+    l1_kept[models[q]] = tot[q * 2 + 1];
+  }
+}
+
+/// Unpacks keep bits (bit j of w[j / 64]) for j in [0, len) into 0/1 floats. Each 32-bit half-word is
+/// expanded with per-lane variable shifts (vectorizes: vpsrlvd on AVX2).
+inline void unpack_bits(const std::uint64_t* w, std::int64_t len, float* keep) noexcept {
+  std::int64_t j = 0;
+  for (; j + 32 <= len; j += 32) {
+    const auto h = static_cast<std::uint32_t>(w[j >> 6] >> (j & 32));
+    FUSEKIT_PRAGMA_SIMD
+    for (std::uint32_t q = 0; q < 32; ++q)
+      keep[j + q] = masked(1.0f, 0u - ((h >> q) & 1u));
+  }
+  for (; j < len; ++j)
+    keep[j] = static_cast<float>((w[j >> 6] >> (j & 63)) & 1u);
 }
 
 } // namespace detail
@@ -322,13 +411,11 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   const bool l1 = rescale && rescale_by == rescale_mode::l1_norm;
   std::vector<double> l1_all(N, 0.0), l1_kept(N, 0.0);
   std::vector<char> have_l1(N, 0);
-  for (std::size_t i = 0; i < N; ++i) {
-    if (plan[i].kind != gta_model_plan::della)
-      continue;
+  if (std::any_of(plan.begin(), plan.end(), [](const gta_model_plan& p) { return p.kind == gta_model_plan::della; })) {
     const std::int64_t cols = Out::rank() == 1 ? n : out.extent(Out::rank() - 1);
-    della_bits(policy, b_io, in, i, cols > 0 ? n / cols : 0, cols, plan[i].density, inputs[i].epsilon, ctx,
-               plan[i].bits, l1_all[i], l1_kept[i]);
-    have_l1[i] = 1;
+    della_bits_all(policy, b_io, in, plan, inputs, cols > 0 ? n / cols : 0, cols, ctx, l1_all, l1_kept);
+    for (std::size_t i = 0; i < N; ++i)
+      have_l1[i] = plan[i].kind == gta_model_plan::della ? 1 : 0;
   }
   bool stats_pass = false;
   for (std::size_t i = 0; i < N; ++i) {
@@ -364,16 +451,15 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
       break;
     case gta_model_plan::random:
       if (!p.bits.empty()) {
-        unpack_bits(p.bits, b, len, keep);
-      } else {
-        fill_uniform(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len, tmp);
-        const auto pd = static_cast<float>(p.density);
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          keep[j] = less_nonneg(tmp[j], pd);
+        unpack_bits(p.bits.data() + b / 64, len, keep);
+      } else { // blocks start at multiples of 64 and hold at most merge_block elements
+        std::uint64_t words[merge_block / 64];
+        fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
+                       static_cast<float>(p.density), words);
+        unpack_bits(words, len, keep);
       }
       break;
-    case gta_model_plan::della: unpack_bits(p.bits, b, len, keep); break;
+    case gta_model_plan::della: unpack_bits(p.bits.data() + b / 64, len, keep); break;
     }
   };
   if (stats_pass) {
@@ -395,12 +481,10 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         for (std::int64_t j = 0; j < len; ++j)
           x[j] -= bb[j];
         if (k == gta_model_plan::random) {
-          fill_uniform(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len, tmp);
-          const auto pd = static_cast<float>(plan[i].density);
-          FUSEKIT_PRAGMA_SIMD
-          for (std::int64_t j = 0; j < len; ++j)
-            keep[j] = less_nonneg(tmp[j], pd);
-          pack_bits(plan[i].bits, b, len, keep);
+          std::uint64_t* words = plan[i].bits.data() + b / 64; // blocks own whole words
+          fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
+                         static_cast<float>(plan[i].density), words);
+          unpack_bits(words, len, keep);
         } else {
           mark(i, bi, b, len, x, keys, keep, tmp);
         }

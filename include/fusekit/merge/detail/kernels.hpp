@@ -130,15 +130,70 @@ template <class P, class Dst, class Src> void copy_tensor(const P& policy, const
   return rng::stream_id(tensor_name) ^ mix64(static_cast<std::uint64_t>(model) + 1);
 }
 
+#if defined(__AVX2__)
+/// Philox4x32-10 of the 8 counter blocks blk0 .. blk0+7 (key `seed`, high counter words `stream`), as the
+/// 32 words in element order (element 4q + w = word w of block q) in out[0..3]. Each 64-bit lane holds one
+/// block's word in its low half: vpmuludq reads only the low halves, so the 32x32->64 products need no
+/// shuffles, and the high halves (garbage) are dropped at the end. Bit-identical to rng::random_block.
+FUSEKIT_FORCEINLINE void philox8_avx2(std::uint64_t seed, std::uint64_t stream, std::uint64_t blk0,
+                                      __m256i out[4]) noexcept {
+  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  const __m256i m0 = _mm256_set1_epi64x(M0), m1 = _mm256_set1_epi64x(M1);
+  const __m256i ca = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(blk0)), _mm256_setr_epi64x(0, 1, 2, 3));
+  const __m256i cb = _mm256_add_epi64(ca, _mm256_set1_epi64x(4));
+  __m256i a0 = ca, a1 = _mm256_srli_epi64(ca, 32), b0 = cb, b1 = _mm256_srli_epi64(cb, 32);
+  __m256i a2 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream)), a3 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream >> 32));
+  __m256i b2 = a2, b3 = a3;
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (int r = 0; r < 10; ++r) {
+    const __m256i kk0 = _mm256_set1_epi64x(k0), kk1 = _mm256_set1_epi64x(k1);
+    const __m256i pa0 = _mm256_mul_epu32(a0, m0), pa1 = _mm256_mul_epu32(a2, m1);
+    const __m256i pb0 = _mm256_mul_epu32(b0, m0), pb1 = _mm256_mul_epu32(b2, m1);
+    a0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa1, 32), a1), kk0);
+    a2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa0, 32), a3), kk1);
+    b0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb1, 32), b1), kk0);
+    b2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb0, 32), b3), kk1);
+    a1 = pa1;
+    a3 = pa0;
+    b1 = pb1;
+    b3 = pb0;
+    k0 += W0;
+    k1 += W1;
+  }
+  // lanes [w0 w1 w0 w1 | ...] per block pair, then [w0 w1 w2 w3] per block, then blocks in order
+  auto interleave = [](__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256i* o) {
+    const __m256i x01 = _mm256_blend_epi32(x0, _mm256_slli_epi64(x1, 32), 0xAA);
+    const __m256i x23 = _mm256_blend_epi32(x2, _mm256_slli_epi64(x3, 32), 0xAA);
+    const __m256i lo = _mm256_unpacklo_epi64(x01, x23), hi = _mm256_unpackhi_epi64(x01, x23); // blocks 0,2 | 1,3
+    o[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
+    o[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
+  };
+  interleave(a0, a1, a2, a3, out);
+  interleave(b0, b1, b2, b3, out + 2);
+}
+#endif
+
 /// Fills `u[0..len)` with rng::uniform01(seed, stream, first + j). `first` must be a multiple of 4.
-/// The Philox rounds run over 64 counter blocks at a time in structure-of-arrays form so that the
-/// compiler can vectorize them; the values are identical to rng::uniform01.
+/// With AVX2, 8 counter blocks at a time in registers (philox8_avx2); otherwise the Philox rounds run over
+/// 64 counter blocks at a time in structure-of-arrays form so that the compiler can vectorize them; the
+/// values are identical to rng::uniform01.
 inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
                          float* u) noexcept {
   constexpr int G = 64;
   constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   const std::uint32_t s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
   std::int64_t j = 0;
+#if defined(__AVX2__)
+  {
+    const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+    for (; j + 32 <= len; j += 32) {
+      __m256i w[4];
+      philox8_avx2(seed, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
+      for (int q = 0; q < 4; ++q)
+        _mm256_storeu_ps(u + j + 8 * q, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[q], 8)), scale));
+    }
+  }
+#endif
   while (j < len) {
     const std::uint64_t blk0 = (first + static_cast<std::uint64_t>(j)) >> 2;
     const int nb = static_cast<int>(std::min<std::int64_t>(G, (len - j + 3) / 4));
@@ -194,6 +249,69 @@ inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t
       u[j + t] = rng::u32_to_unit_float(w);
     }
     j += take;
+  }
+}
+
+/// m[j] = rng::random_u32(seed, stream, first + j) >> 8 for j in [0, len): the 24 bits behind
+/// rng::uniform01 (u = m·2⁻²⁴, so u < p exactly when m < ceil(p·2²⁴)). `first` must be a multiple of 4.
+inline void fill_u24(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
+                     std::uint32_t* m) noexcept {
+  std::int64_t j = 0;
+#if defined(__AVX2__)
+  for (; j + 32 <= len; j += 32) {
+    __m256i w[4];
+    philox8_avx2(seed, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
+    for (int q = 0; q < 4; ++q)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + j + 8 * q), _mm256_srli_epi32(w[q], 8));
+  }
+#endif
+  for (; j < len; j += 4) {
+    const auto w = rng::random_block(seed, stream, (first + static_cast<std::uint64_t>(j)) >> 2);
+    for (std::int64_t q = 0; q < 4 && j + q < len; ++q)
+      m[j + q] = w[static_cast<std::size_t>(q)] >> 8;
+  }
+}
+
+/// ceil(p·2²⁴) for a probability p in [0, 1] (NaN → 0): the integer threshold on fill_u24's values.
+[[nodiscard]] inline std::uint32_t u24_threshold(float p) noexcept {
+  const float pf = std::clamp(p == p ? p : 0.0f, 0.0f, 1.0f) * 16777216.0f; // exact (a power of two)
+  return static_cast<std::uint32_t>(std::ceil(pf));
+}
+
+/// Bernoulli keep bits: bit j of words[j / 64] = [rng::uniform01(seed, stream, first + j) < p] for j in
+/// [0, len), bits past len zero; `first` must be a multiple of 4. Identical to comparing fill_uniform's
+/// values with p: u = m·2⁻²⁴ with m = word >> 8, so u < p exactly when m < ceil(p·2²⁴) (p·2²⁴ is exact).
+/// With AVX2 the compare runs on the integers and movemask packs 8 bits at a time (no float round trip).
+inline void fill_keep_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len, float p,
+                           std::uint64_t* words) noexcept {
+  const std::int64_t nw = (len + 63) / 64;
+#if defined(__AVX2__)
+  const __m256i t = _mm256_set1_epi32(static_cast<int>(u24_threshold(p)));
+#endif
+  for (std::int64_t q = 0; q < nw; ++q) {
+    const std::int64_t b = q * 64, m = std::min<std::int64_t>(64, len - b);
+    std::uint64_t word = 0;
+#if defined(__AVX2__)
+    if (m == 64) {
+      for (int h = 0; h < 2; ++h) {
+        __m256i w[4];
+        philox8_avx2(seed, stream, (first + static_cast<std::uint64_t>(b + 32 * h)) >> 2, w);
+        std::uint32_t bits = 0;
+        for (int v = 0; v < 4; ++v) {
+          const __m256i lt = _mm256_cmpgt_epi32(t, _mm256_srli_epi32(w[v], 8));
+          bits |= static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(lt))) << (8 * v);
+        }
+        word |= static_cast<std::uint64_t>(bits) << (32 * h);
+      }
+      words[q] = word;
+      continue;
+    }
+#endif
+    alignas(64) float u[64];
+    fill_uniform(seed, stream, first + static_cast<std::uint64_t>(b), m, u);
+    for (std::int64_t j = 0; j < m; ++j)
+      word |= static_cast<std::uint64_t>(u[j] < p) << j;
+    words[q] = word;
   }
 }
 
