@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <utility>
@@ -24,6 +25,13 @@
 namespace {
 
 using namespace fusekit;
+
+/// CPU time of the whole process (all threads), seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 /// Read+write traffic per second of a memcpy of `bytes` split into `threads` equal pieces copied
 /// concurrently (best of a few repetitions, buffers touched first); cached per (size, threads).
@@ -94,6 +102,7 @@ template <class T, op Op, class Policy> void run(benchmark::State& state, const 
   const std::int64_t N = state.range(0), V = state.range(1);
   // in-place gradient for the fused CE (llm.c / Liger style); separate buffer for forward+backward
   fixture<T> f(N, V, Op == op::forward_backward);
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     if constexpr (Op == op::forward) {
       sequence_logprobs(pol, f.batch(), sequence_logprob_outputs<double>{.sum = host_view(f.seq_sum.data(), f.B)},
@@ -112,6 +121,9 @@ template <class T, op Op, class Policy> void run(benchmark::State& state, const 
     benchmark::DoNotOptimize(f.seq_sum.data());
     benchmark::ClobberMemory();
   }
+  // CPU seconds of all threads of the process per iteration: on a machine shared with other jobs,
+  // proc_cpu_s / threads estimates the time the call would take on idle cores
+  state.counters["proc_cpu_s"] = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
   const std::size_t bytes = static_cast<std::size_t>(N * V) * sizeof(T);
   // the bound counts one read of the logits (+ one write of the gradient when there is a backward)
   fusekit_bench::report_traffic(state, bytes, Op == op::forward ? 0 : bytes);

@@ -5,8 +5,9 @@
 /// its sign and top payload bits, fp16 overflow to infinity, fp16 subnormals exact).
 ///
 /// Three implementations, chosen at compile time, all giving the same bits:
-///  * x86 intrinsics where the translation unit is built for them (AVX2 for bf16, F16C for narrowing
-///    to fp16; widening fp16 stays on integer operations because vcvtph2ps quiets signaling NaNs);
+///  * x86 intrinsics where the translation unit is built for them (AVX2 for bf16, F16C for fp16; groups
+///    of 8 fp16 values holding a NaN are widened by the scalar code, because vcvtph2ps quiets signaling
+///    NaNs);
 ///  * GCC/Clang vector extensions (FUSEKIT_HAS_VECTOR_EXT; SSE2 or NEON width) otherwise;
 ///  * plain scalar code for the tails and for compilers without either (nvcc, MSVC).
 /// The fp16 paths never do denormal arithmetic, so results stay exact under FTZ/DAZ.
@@ -119,8 +120,18 @@ template <class T> FUSEKIT_FORCEINLINE void widen_to_float(const T* src, float* 
     for (; j < n; ++j)
       dst[j] = bf16::to_float(src[j].bits);
   } else if constexpr (std::is_same_v<U, fp16>) {
-    // (not F16C's vcvtph2ps: it quiets signaling NaNs, fp16::to_float keeps them)
-#if FUSEKIT_HAS_VECTOR_EXT
+#if FUSEKIT_CONVERT_X86 && defined(__F16C__)
+    // vcvtph2ps quiets signaling NaNs (fp16::to_float keeps them): 8 lanes with a NaN go the scalar way
+    for (const std::int64_t nv = n - n % 8; j < nv; j += 8) {
+      const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j)));
+      if (_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)) == 0) {
+        _mm256_storeu_ps(dst + j, f);
+      } else {
+        for (std::int64_t q = j; q < j + 8; ++q)
+          dst[q] = detail::fp16_bits_to_float(src[q].bits);
+      }
+    }
+#elif FUSEKIT_HAS_VECTOR_EXT
     for (const std::int64_t nv = n - n % detail::cvt_lanes; j < nv; j += detail::cvt_lanes) {
       detail::cvt_u16v h16;
       std::memcpy(&h16, src + j, sizeof(h16));
