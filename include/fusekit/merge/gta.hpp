@@ -526,7 +526,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   const bool weighted_election = election == sign_election::weighted;
   const bool count_div = divisor == consensus_divisor::count;
   const float lam = lambda;
-  const std::size_t sf = static_cast<std::size_t>(blk) * (N + 8);
+  const std::size_t sf = static_cast<std::size_t>(blk) * (N + 9);
   for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
     const std::int64_t len = e - b;
     float* bb = s;
@@ -538,6 +538,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
     float* D = s + 6 * blk;
     auto* keys = reinterpret_cast<std::uint32_t*>(s + 7 * blk);
     float* T = s + 8 * blk; // N rows of sparsified, rescaled deltas
+    float* tmp2 = T + N * static_cast<std::size_t>(blk);
     b_io.load(b, len, bb);
     std::fill(S, S + len, 0.0f);
     std::fill(M, M + len, 0.0f);
@@ -545,36 +546,48 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
     for (std::size_t i = 0; i < N; ++i) {
       float* t = T + i * static_cast<std::size_t>(blk);
       in.load(i, b, len, x);
-      FUSEKIT_PRAGMA_SIMD
-      for (std::int64_t j = 0; j < len; ++j)
-        x[j] -= bb[j];
       const float sc = plan[i].scale, w = inputs[i].weight;
-      if (plan[i].kind == gta_model_plan::keep_all) {
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          t[j] = x[j] * sc;
-      } else {
-        mark(i, bi, b, len, x, keys, keep, tmp);
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          t[j] = keep[j] * x[j] * sc;
-      }
-      if (consensus == consensus_method::none) {
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          M[j] += w * t[j];
-      } else if (consensus == consensus_method::sum) {
-        const float ew = weighted_election ? w : 1.0f;
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          S[j] += ew * t[j];
-      } else {
-        const float ew = weighted_election ? w : 1.0f;
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j) {
-          const float v = ew * t[j];
-          S[j] += (v > 0.0f ? 1.0f : 0.0f) - (v < 0.0f ? 1.0f : 0.0f);
+      const float ew = weighted_election ? w : 1.0f;
+      // One fused loop per model: delta, keep mask, rescale, and the consensus input. t = masked(Δ·sc, keep)
+      // equals keep·Δ·sc up to the sign of zeros, which no later step can see (zeros never agree, and
+      // adding ±0 to a sum that starts at +0 gives the same value).
+      auto fused = [&](auto&& keep_mask) {
+        if (consensus == consensus_method::none) {
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t j = 0; j < len; ++j) {
+            const float d = x[j] - bb[j];
+            M[j] += w * masked(d * sc, keep_mask(j, d));
+          }
+        } else if (consensus == consensus_method::sum) {
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t j = 0; j < len; ++j) {
+            const float d = x[j] - bb[j];
+            const float tv = masked(d * sc, keep_mask(j, d));
+            t[j] = tv;
+            S[j] += ew * tv;
+          }
+        } else {
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t j = 0; j < len; ++j) {
+            const float d = x[j] - bb[j];
+            const float tv = masked(d * sc, keep_mask(j, d));
+            t[j] = tv;
+            const float v = ew * tv;
+            S[j] += (v > 0.0f ? 1.0f : 0.0f) - (v < 0.0f ? 1.0f : 0.0f);
+          }
         }
+      };
+      std::uint32_t lim = 0;
+      if (plan[i].kind == gta_model_plan::keep_all) {
+        fused([](std::int64_t, float) { return ~std::uint32_t{0}; });
+      } else if (plan[i].kind == gta_model_plan::top && sel[plan[i].req_a].block_limit(bi, lim)) {
+        fused([lim](std::int64_t, float d) { return 0u - static_cast<std::uint32_t>(exec::magnitude_key(d) >= lim); });
+      } else {
+        FUSEKIT_PRAGMA_SIMD
+        for (std::int64_t j = 0; j < len; ++j)
+          tmp[j] = x[j] - bb[j];
+        mark(i, bi, b, len, tmp, keys, keep, tmp2);
+        fused([keep](std::int64_t j, float) { return positive_mask(keep[j]); });
       }
     }
     if (consensus != consensus_method::none) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -42,6 +43,29 @@ struct block_topk {
   bool keep_all_ties = true;
   std::int64_t block = 1;
   std::vector<std::int64_t> ties_before; ///< per block (+1 entry): ties in earlier blocks (only if !keep_all_ties)
+
+  /// When block bi is decided by one key threshold (keep exactly the keys >= *lim), stores it and returns
+  /// true; false for the one block where a tie quota runs out and when nothing is kept (use mark()). Lets the
+  /// caller fuse the compare into its own loop. Keys must be below 2^32 − 1 (magnitude keys are < 2^31).
+  [[nodiscard]] bool block_limit(std::int64_t bi, std::uint32_t& lim) const noexcept {
+    if (k <= 0)
+      return false;
+    if (k >= n) {
+      lim = 0;
+      return true;
+    }
+    if (keep_all_ties) {
+      lim = threshold;
+      return true;
+    }
+    const std::int64_t before = ties_before[static_cast<std::size_t>(bi)];
+    const std::int64_t after = ties_before[static_cast<std::size_t>(bi) + 1];
+    if (after <= ties_to_keep || before >= ties_to_keep) {
+      lim = after <= ties_to_keep ? threshold : threshold + 1;
+      return true;
+    }
+    return false;
+  }
 
   /// keep[j] = 1 when element (block bi, offset j) is in the set, given the block's keys.
   void mark(std::int64_t bi, const std::uint32_t* keys, std::int64_t len, float* keep) const noexcept {
@@ -79,6 +103,47 @@ struct block_topk {
   }
 };
 
+/// The values at up to three ranks (1-based from the largest; rank 0 = not wanted) of `v`: a histogram of
+/// the top 11 bits finds each rank's bin, then nth_element runs only on that bin's values.
+inline void sample_ranks(const std::vector<std::uint32_t>& v, const std::int64_t (&want)[3], std::uint32_t (&got)[3],
+                         std::vector<std::int64_t>& hist) {
+  constexpr unsigned shift = 21;
+  std::fill(hist.begin(), hist.end(), 0);
+  for (std::uint32_t x : v)
+    ++hist[x >> shift];
+  std::int64_t bin[3] = {-1, -1, -1}, resid[3] = {0, 0, 0};
+  for (int q = 0; q < 3; ++q) {
+    if (want[q] <= 0)
+      continue;
+    std::int64_t acc = 0;
+    for (std::size_t h = hist.size(); h-- > 0;) {
+      if (acc + hist[h] >= want[q]) {
+        bin[q] = static_cast<std::int64_t>(h);
+        resid[q] = want[q] - acc;
+        break;
+      }
+      acc += hist[h];
+    }
+  }
+  std::vector<std::uint32_t> in_bin[3];
+  for (int q = 0; q < 3; ++q)
+    if (bin[q] >= 0)
+      in_bin[q].reserve(static_cast<std::size_t>(hist[static_cast<std::size_t>(bin[q])]));
+  for (std::uint32_t x : v) {
+    const auto b = static_cast<std::int64_t>(x >> shift);
+    for (int q = 0; q < 3; ++q)
+      if (b == bin[q])
+        in_bin[q].push_back(x);
+  }
+  for (int q = 0; q < 3; ++q) {
+    if (bin[q] < 0)
+      continue;
+    auto& w = in_bin[q];
+    std::nth_element(w.begin(), w.begin() + (resid[q] - 1), w.end(), std::greater<>());
+    got[q] = w[static_cast<std::size_t>(resid[q] - 1)];
+  }
+}
+
 /// Resolves every request. `block_keys(b, len, scratch, keys)` writes the keys of elements [b, b+len) of all
 /// `nstreams` streams to keys[s*block + j] (it may use `scratch`, `scratch_floats` floats); `key_at(s, e)`
 /// returns one key (random access, used only by the exact fallback). `block` is the final pass's block length.
@@ -108,9 +173,10 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
   std::vector<std::uint32_t> mid(R, 0);
   std::vector<char> has_mid(R, 0);
   std::vector<char> active(R, 0);
+  std::vector<double> cand_share(R, 0.0);
   if (sampled) {
     const std::int64_t nruns = (n + run * stride_runs - 1) / (run * stride_runs);
-    std::vector<std::uint32_t> sample(static_cast<std::size_t>(nruns * run) * nstreams);
+    std::unique_ptr<std::uint32_t[]> sample(new std::uint32_t[static_cast<std::size_t>(nruns * run) * nstreams]);
     std::vector<std::int64_t> run_len(static_cast<std::size_t>(nruns));
     const std::size_t sf = scratch_floats + nstreams * static_cast<std::size_t>(run);
     for_each_block_scratch(policy, nruns, 1, sf, [&](std::int64_t ri, std::int64_t, std::int64_t, float* s) {
@@ -119,16 +185,17 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       block_keys(b, len, s, keys, run);
       for (std::size_t st = 0; st < nstreams; ++st)
         std::copy(keys + st * run, keys + st * run + len,
-                  sample.begin() + static_cast<std::ptrdiff_t>((st * static_cast<std::size_t>(nruns) + static_cast<std::size_t>(ri)) * run));
+                  sample.get() + (st * static_cast<std::size_t>(nruns) + static_cast<std::size_t>(ri)) * run);
       run_len[static_cast<std::size_t>(ri)] = len;
     });
     // Compact the (possibly short) last run and estimate each bracket.
     const std::int64_t s_total = (nruns - 1) * run + run_len.back();
     std::vector<std::uint32_t> tmp;
+    std::vector<std::int64_t> hist(2048);
     for (std::size_t r = 0; r < R; ++r) {
       const std::size_t st = reqs[r].stream;
-      tmp.assign(sample.begin() + static_cast<std::ptrdiff_t>(st * static_cast<std::size_t>(nruns) * run),
-                 sample.begin() + static_cast<std::ptrdiff_t>(st * static_cast<std::size_t>(nruns) * run + static_cast<std::size_t>(s_total)));
+      tmp.assign(sample.get() + st * static_cast<std::size_t>(nruns) * run,
+                 sample.get() + st * static_cast<std::size_t>(nruns) * run + static_cast<std::size_t>(s_total));
       double k_est = static_cast<double>(reqs[r].k);
       if (reqs[r].nonzero_fraction >= 0) {
         const auto nz = std::count_if(tmp.begin(), tmp.end(), [](std::uint32_t x) { return x != 0; });
@@ -141,26 +208,34 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       const double centre = p * s, margin = 6.0 * std::sqrt(s * p * (1.0 - p)) + 32.0 + 0.001 * s;
       const auto hi_rank = static_cast<std::int64_t>(std::floor(centre - margin)); // 1-based rank from the top
       const auto lo_rank = static_cast<std::int64_t>(std::ceil(centre + margin));
-      auto kth = [&](std::int64_t rank, std::int64_t from) { // rank-th largest of the sample (1-based)
-        std::nth_element(tmp.begin() + from, tmp.begin() + (rank - 1), tmp.end(), std::greater<>());
-        return tmp[static_cast<std::size_t>(rank - 1)];
-      };
-      hi[r] = hi_rank >= 1 ? kth(hi_rank, 0) : std::numeric_limits<std::uint32_t>::max();
+      // the sample's values at three ranks (1-based from the top): one 2048-bin histogram of the top bits,
+      // then nth_element inside the (few) bins that hold the ranks, instead of three nth_elements over it all
       const auto mid_rank = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::llround(centre)), 1, s_total);
       const std::int64_t from = std::max<std::int64_t>(hi_rank, 0);
-      mid[r] = mid_rank > from ? kth(mid_rank, from) : hi[r];
-      lo[r] = lo_rank <= s_total ? kth(lo_rank, std::max<std::int64_t>(mid_rank, from)) : 0u;
+      const std::int64_t want[3] = {hi_rank >= 1 ? hi_rank : 0, mid_rank > from ? mid_rank : 0,
+                                    lo_rank <= s_total ? lo_rank : 0};
+      std::uint32_t got[3] = {0, 0, 0};
+      sample_ranks(tmp, want, got, hist);
+      hi[r] = want[0] > 0 ? got[0] : std::numeric_limits<std::uint32_t>::max();
+      mid[r] = want[1] > 0 ? got[1] : hi[r];
+      lo[r] = want[2] > 0 ? got[2] : 0u;
       has_mid[r] = lo[r] < mid[r] && mid[r] < hi[r];
       active[r] = 1;
+      // expected share of candidates (keys strictly inside the bracket, not the mid atom), to size buffers once
+      std::int64_t inside = 0;
+      const std::uint32_t ilo = lo[r], ihi = hi[r], imid = has_mid[r] ? mid[r] : lo[r];
+      for (std::uint32_t x : tmp)
+        inside += static_cast<std::int64_t>((x > ilo) & (x < ihi) & (x != imid));
+      cand_share[r] = static_cast<double>(inside) / static_cast<double>(s_total);
     }
   }
 
   // ---- one collection pass: per request, keys above the bracket, per-block counts of keys equal to its ends
   // (heavy ties, e.g. quantized bf16 deltas, then cost no memory), candidates strictly inside it; nonzero counts
   const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, std::max<std::int64_t>(nblocks, 1));
-  struct cand {
+  struct cand { // 8 bytes: the block is all the resolution needs of the position
     std::uint32_t key;
-    std::int64_t index;
+    std::uint32_t block;
   };
   struct cand_list { // growable buffer without value-initialization (appends are branch-free)
     std::unique_ptr<cand[]> buf;
@@ -199,6 +274,10 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       float* s = scratch.get() + static_cast<std::size_t>(w) * sf;
       auto* keys = reinterpret_cast<std::uint32_t*>(s + scratch_floats);
       auto& my = cands[static_cast<std::size_t>(w)];
+      const std::int64_t my_elems = std::max<std::int64_t>(0, std::min(nblocks, (w + 1) * per) - w * per) * block;
+      for (std::size_t r = 0; r < R; ++r)
+        if (active[r])
+          my[r].room(static_cast<std::size_t>(cand_share[r] * 1.25 * static_cast<double>(my_elems)) + static_cast<std::size_t>(block));
       for (std::int64_t bi = w * per; bi < std::min(nblocks, (w + 1) * per); ++bi) {
         const std::int64_t b = bi * block, len = std::min(block, n - b);
         block_keys(b, len, s, keys, block);
@@ -234,6 +313,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             cand_list& cl = my[r];
             cl.room(static_cast<std::size_t>(len));
             cand* o = cl.buf.get() + cl.n;
+            const auto bid = static_cast<std::uint32_t>(bi);
             std::size_t c = 0;
             constexpr std::int64_t G = 16;
             std::int64_t j0 = 0;
@@ -255,12 +335,12 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
               if (min_off(j0, j0 + G) > width)
                 continue;
               for (std::int64_t j = j0; j < j0 + G; ++j) {
-                o[c] = {kk[j], b + j};
+                o[c] = {kk[j], bid};
                 c += off(kk[j]) <= width ? 1 : 0;
               }
             }
             for (std::int64_t j = j0; j < len; ++j) {
-              o[c] = {kk[j], b + j};
+              o[c] = {kk[j], bid};
               c += off(kk[j]) <= width ? 1 : 0;
             }
             cl.n += c;
@@ -349,7 +429,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             for (std::int64_t w = 0; w < workers; ++w)
               for (const cand& c : cands[static_cast<std::size_t>(w)][r])
                 if (c.key == t.threshold)
-                  ++per_block[static_cast<std::size_t>(c.index / block)];
+                  ++per_block[c.block];
             ties_from_blocks(t, per_block);
           }
           done = true;
