@@ -4,6 +4,7 @@
 // random masks, and the defined edge cases / errors.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -214,6 +215,90 @@ BOOST_AUTO_TEST_CASE(heavy_ties_select_exactly_k_lowest_index_first) {
                            std::string(which == 0 ? "ties" : "breadcrumbs_ties") + " levels=" + std::to_string(levels));
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(sparse_keys_tied_at_the_threshold_are_resolved_by_count) {
+  // A mostly-zero task vector (99.5% exact zeros, the rest on four levels): the k-th largest key is zero or a
+  // level shared by thousands of elements. The selection counts the keys above the threshold and keeps the
+  // first k − above ties in index order from per-block tie counts: no list of tied elements or of their
+  // indices is ever built (this used to take seconds and gigabytes on 65M-element tensors), and exactly k
+  // survive, lowest index first, for any policy.
+  const std::int64_t n = (std::int64_t{1} << 22) + 13;
+  std::vector<std::uint32_t> key(static_cast<std::size_t>(n), 0u);
+  std::mt19937 rng(5);
+  std::int64_t nnz = 0;
+  for (auto& k : key)
+    if (rng() % 200 == 0) {
+      k = exec::magnitude_key(static_cast<float>(1 + rng() % 4) / 64.0f);
+      ++nnz;
+    }
+  const std::int64_t blk = 2048;
+  auto block_keys = [&](std::int64_t b, std::int64_t len, float*, std::uint32_t* keys, std::int64_t) {
+    std::copy(key.begin() + b, key.begin() + b + len, keys);
+  };
+  auto key_at = [&](std::size_t, std::int64_t e) { return key[static_cast<std::size_t>(e)]; };
+  // k inside the top level, between levels, just above nnz (ties at zero), far above nnz
+  for (const std::int64_t k : {nnz / 9, nnz / 2, nnz + 1000, n - 12345}) {
+    // expected: the k-th largest key, how many are greater, and the tie quota
+    std::vector<std::uint32_t> sorted = key;
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<>());
+    const std::uint32_t thr = sorted[static_cast<std::size_t>(k - 1)];
+    const auto greater = std::count_if(key.begin(), key.end(), [&](std::uint32_t x) { return x > thr; });
+    const std::vector<detail::topk_request> reqs{{0, k, -1.0}};
+    auto check = [&](const auto& pol, const char* what) {
+      const auto sel = detail::select_top_k(pol, n, 1, std::span<const detail::topk_request>(reqs), blk, 16,
+                                            block_keys, key_at);
+      BOOST_REQUIRE_EQUAL(sel.size(), 1u);
+      BOOST_CHECK_EQUAL(sel[0].threshold, thr);
+      std::vector<float> keep(static_cast<std::size_t>(blk));
+      std::int64_t kept = 0, ties_seen = 0, wrong = 0;
+      for (std::int64_t bi = 0; bi * blk < n; ++bi) {
+        const std::int64_t b = bi * blk, len = std::min(blk, n - b);
+        sel[0].mark(bi, key.data() + b, len, keep.data());
+        for (std::int64_t j = 0; j < len; ++j) {
+          const std::uint32_t x = key[static_cast<std::size_t>(b + j)];
+          const bool want = x > thr || (x == thr && ties_seen++ < k - greater);
+          wrong += (keep[static_cast<std::size_t>(j)] != 0.0f) != want ? 1 : 0;
+          kept += keep[static_cast<std::size_t>(j)] != 0.0f ? 1 : 0;
+        }
+      }
+      BOOST_CHECK_MESSAGE(kept == k && wrong == 0, what << " k=" << k << ": kept " << kept << ", " << wrong << " wrong");
+    };
+    check(exec::seq, "seq");
+    check(exec::parallel_policy{.threads = 3}, "par3");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sparse_task_vectors_vs_reference) {
+  // TIES / breadcrumbs / SCE on mostly-zero bf16-like task vectors: densities below and above the nonzero share
+  const std::int64_t n = 300007;
+  std::vector<float> base(static_cast<std::size_t>(n), 0.0f);
+  std::mt19937 rng(11);
+  std::vector<ref::model> ms(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    ms[i].x.assign(static_cast<std::size_t>(n), 0.0f);
+    for (auto& v : ms[i].x)
+      if (rng() % 100 < 2) // 2% nonzero, multiples of 1/64 (exact fp32 sums)
+        v = static_cast<float>(static_cast<int>(rng() % 9) - 4) / 64.0f;
+    ms[i].weight = 0.25 * static_cast<double>(i + 1);
+    ms[i].density = i == 0 ? 0.005 : (i == 1 ? 0.02 : 0.6);
+    ms[i].gamma = 0.001;
+  }
+  std::vector<merge_input<vector_view<const float>>> in;
+  for (std::size_t i = 0; i < 3; ++i)
+    in.push_back({host_view(static_cast<const float*>(ms[i].x.data()), n), static_cast<float>(ms[i].weight), ms[i].density,
+                  ms[i].gamma});
+  std::vector<float> out(static_cast<std::size_t>(n));
+  ref::gta_cfg c;
+  c.cons = ref::consensus::sum;
+  c.sp = ref::sparsify::magnitude;
+  c.normalize = true;
+  merge(exec::par, ties{}, host_view(out.data(), n), host_view(base.data(), n), in, {"t"});
+  harness::check_close(out, ref::gta(base, ms, c), 1e-6, 1e-7, "ties sparse");
+  c.sp = ref::sparsify::outliers;
+  c.normalize = false;
+  merge(exec::par, breadcrumbs_ties{}, host_view(out.data(), n), host_view(base.data(), n), in, {"t"});
+  harness::check_close(out, ref::gta(base, ms, c), 1e-6, 1e-7, "breadcrumbs_ties sparse");
 }
 
 BOOST_AUTO_TEST_CASE(election_and_divisor_options_differ_as_documented) {
