@@ -12,7 +12,7 @@ work=${2:-/tmp/fusekit-merge-bench}
 threads=${3:-2}
 [ -x "$fk" ] || { echo "merge_bench: $fk not found (build the fusekit_tool target)"; exit 1; }
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
-trap 'rm -rf "$work/demo" "$work/out"' EXIT   # the multi-GB files never outlive the run
+trap 'rm -rf "$work/demo" "$work/out" "$work/out_mk"' EXIT   # the multi-GB files never outlive the run
 
 echo "== generating 3 x ~2 GB bf16 checkpoints"
 /usr/bin/time -f "generate: %e s" "$fk" demo-checkpoints demo --preset bench --dense --models base,math,code >/dev/null
@@ -52,11 +52,19 @@ awk -v in_b="$in_bytes" -v out_b="$out_bytes" -v rd="$read_s" -v wall="$wall" -v
   printf "|---|---|---|---|---|---|---|---|---|\n"
   printf "| %.2f GB | %.2f GB | %.2f s (%.2f GB/s) | %.1f s (%.2f GB/s in) | %.1fx | %.1f s (%s) | %.0f MB | %.1f%% | %s |\n",
     in_b/1e9, out_b/1e9, rd, in_b/1e9/rd, wall, in_b/1e9/wall, wall/rd, cpu, pct, rss/1024, 100*rss*1024/in_b, load }'
-if python3 -c "import mergekit" 2>/dev/null; then
-  echo "== mergekit-yaml on the same config"
-  /usr/bin/time -v mergekit-yaml ties.yml out_mk 2>mk_time.txt >/dev/null
-  grep -E 'Elapsed|Maximum resident' mk_time.txt
+# mergekit on the same configs: MERGEKIT=/path/to/mergekit-yaml, or whatever `mergekit-yaml` is on the PATH.
+mk=${MERGEKIT:-$(command -v mergekit-yaml || true)}
+if [ -n "$mk" ] && [ -x "$mk" ]; then
+  mk_ver=$("$(dirname "$mk")/python" -c "from importlib.metadata import version; print(version('mergekit'), version('torch'))" 2>/dev/null || echo "?")
+  echo "== mergekit-yaml ($mk_ver) on the same configs (CPU, torch threads = $threads)"
+  for m in task_arithmetic ties; do
+    cfgf=ties.yml; [ $m = ties ] || cfgf=$m.yml
+    rm -rf out_mk
+    OMP_NUM_THREADS=$threads /usr/bin/time -f "mergekit $m: %e s wall, %U+%S s CPU (%P), %M KB peak RSS" \
+      "$mk" "$cfgf" out_mk --no-cuda --quiet --no-write-model-card >/dev/null 2>mk_$m.txt || { tail -5 mk_$m.txt; exit 1; }
+    tail -1 mk_$m.txt
+  done
   rm -rf out_mk
 else
-  echo "(mergekit not installed: pip install mergekit to compare)"
+  echo "(mergekit not installed: pip install mergekit, then MERGEKIT=.../mergekit-yaml to compare)"
 fi

@@ -2,12 +2,15 @@
 // checkpoints and the writer's atomic finish.
 #include <boost/test/unit_test.hpp>
 
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <fusekit/io/checkpoint.hpp>
 #include <fusekit/io/safetensors.hpp>
@@ -354,6 +357,102 @@ BOOST_AUTO_TEST_CASE(injected_disk_full_leaves_no_model) {
       BOOST_TEST(std::string(e.what()).find("'b'") != std::string::npos);
     }
   }
+  BOOST_TEST(fs::is_empty(dir));
+}
+
+BOOST_AUTO_TEST_CASE(open_tensor_commit_round_trip_mapped_and_buffered) {
+  // Same data through the three paths: mapped windows (space reserved), heap windows (no reservation),
+  // and write(); sharded so that tensors land at unaligned offsets in several files.
+  std::vector<planned_tensor> plan;
+  std::vector<std::vector<float>> data;
+  for (int i = 0; i < 7; ++i) {
+    plan.push_back({"t" + std::to_string(i), dtype::f32, {3 + i, 5}});
+    std::vector<float> v(static_cast<std::size_t>((3 + i) * 5));
+    for (std::size_t k = 0; k < v.size(); ++k)
+      v[k] = static_cast<float>(i * 1000 + static_cast<int>(k)) * 0.25f;
+    data.push_back(std::move(v));
+  }
+  plan.push_back({"empty", dtype::bf16, {0, 4}});
+  data.emplace_back();
+  for (int mode = 0; mode < 3; ++mode) {
+    const auto dir = scratch("window" + std::to_string(mode));
+    writer_options opt;
+    opt.max_shard_bytes = 300;
+    opt.preallocate = mode != 1;
+    {
+      safetensors_writer wr(dir, plan, opt);
+      for (std::size_t i = plan.size(); i-- > 0;) { // reverse order: random access within the files
+        if (mode == 2) {
+          wr.write(i, as_bytes(data[i]));
+          continue;
+        }
+        tensor_out t = wr.open_tensor(i);
+        BOOST_TEST(t.index() == i);
+        BOOST_TEST(t.bytes().size() == plan[i].nbytes());
+        if (mode == 0 && !t.bytes().empty())
+          BOOST_TEST(t.mapped()); // the scratch folder's file system supports fallocate
+        if (mode == 1)
+          BOOST_TEST(!t.mapped());
+        if (!data[i].empty())
+          std::memcpy(t.bytes().data(), data[i].data(), t.bytes().size());
+        wr.commit(std::move(t));
+      }
+      BOOST_TEST(wr.bytes_written() == wr.total_bytes());
+      wr.finish();
+    }
+    const checkpoint ck = checkpoint::open(dir);
+    for (std::size_t i = 0; i + 1 < plan.size(); ++i) {
+      BOOST_REQUIRE(ck.contains(plan[i].name));
+      const auto ref = ck.find(plan[i].name);
+      std::vector<float> got(data[i].size());
+      std::memcpy(got.data(), ref.bytes().data(), got.size() * sizeof(float));
+      BOOST_TEST(got == data[i], boost::test_tools::per_element());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(open_tensor_misuse_and_uncommitted_windows) {
+  const auto dir = scratch("window_misuse");
+  {
+    safetensors_writer wr(dir, {{"a", dtype::f32, {4}}, {"b", dtype::f32, {4}}});
+    {
+      tensor_out t = wr.open_tensor(0); // dropped without commit: "a" stays unwritten
+      std::memset(t.bytes().data(), 0, t.bytes().size());
+    }
+    BOOST_CHECK_THROW((void)wr.open_tensor(2), fusekit::error);
+    tensor_out b = wr.open_tensor(1);
+    wr.commit(std::move(b));
+    BOOST_CHECK_THROW((void)wr.open_tensor(1), fusekit::error); // written already
+    try {
+      wr.finish();
+      BOOST_FAIL("finish must report the uncommitted tensor");
+    } catch (const fusekit::error& e) {
+      BOOST_TEST(std::string(e.what()).find("'a'") != std::string::npos);
+    }
+  }
+  BOOST_TEST(fs::is_empty(dir));
+}
+
+BOOST_AUTO_TEST_CASE(file_size_limit_fails_before_any_tensor) {
+  // A real failure, not an injected one: RLIMIT_FSIZE makes posix_fallocate fail with EFBIG, as a full
+  // disk makes it fail with ENOSPC. SIGXFSZ is ignored so the error comes back as errno.
+  const auto dir = scratch("fsize");
+  rlimit old{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  auto* old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 64 * 1024;
+  BOOST_REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string what;
+  try {
+    safetensors_writer wr(dir, {{"big", dtype::f32, {1024, 1024}}});
+  } catch (const fusekit::error& e) {
+    what = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  BOOST_TEST(what.find("cannot reserve 4194" ) != std::string::npos, what);
+  BOOST_TEST(what.find(".fusekit-partial") != std::string::npos, what); // names the file
   BOOST_TEST(fs::is_empty(dir));
 }
 

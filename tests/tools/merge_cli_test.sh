@@ -80,6 +80,10 @@ else bad "F8 passthrough"; fi
 expect_fail "disk full" "No space left on device" -- "$fk" merge "$gdir/ties_gradient_filter.yml" out_fail --fail-after-bytes 20000 -q
 expect_fail "disk full (sharded)" "No space left on device" -- "$fk" merge "$gdir/ties_gradient_filter.yml" out_fail --fail-after-bytes 60000 --out-shard-size 20k -q
 if [ -z "$(ls -A out_fail 2>/dev/null)" ]; then ok "no temporaries left after failure"; else bad "leftovers: $(ls -A out_fail)"; fi
+# A real limit, not an injected one: with a 16 KiB file-size limit (ulimit -f) the output cannot be
+# reserved (posix_fallocate fails with EFBIG) before any tensor is computed.
+expect_fail "file-size limit (ulimit -f)" "cannot reserve" -- bash -c "ulimit -f 16; exec \"$fk\" merge \"$gdir/ties_gradient_filter.yml\" out_fail -q"
+if [ -z "$(ls -A out_fail 2>/dev/null)" ]; then ok "no temporaries left after the file-size limit"; else bad "leftovers: $(ls -A out_fail)"; fi
 
 # ---- dry run ----
 rm -rf out_dry

@@ -8,12 +8,10 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
-#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -21,10 +19,8 @@
 #include <iterator>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -251,15 +247,17 @@ void from_float(const float* src, std::int64_t n, dtype t, std::byte* dst, const
 
 template <class T> const T* typed(const plan_input& pi) { return reinterpret_cast<const T*>(pi.ref.bytes().data()); }
 
-/// Computes one tensor into a new buffer of tp.out_bytes bytes.
-buffer compute(const tensor_plan& tp, const method_spec& spec, const exec::parallel_policy& pol, std::uint64_t seed) {
-  buffer out = alloc(tp.out_bytes);
+/// Computes one tensor into `out_bytes` (tp.out_bytes bytes: a window of the output file).
+void compute(const tensor_plan& tp, const method_spec& spec, const exec::parallel_policy& pol, std::uint64_t seed,
+             std::byte* out_bytes) {
+  if (tp.out_bytes == 0)
+    return;
   std::int64_t numel = 1;
   for (auto e : tp.shape)
     numel *= e;
   if (tp.copy) {
-    std::memcpy(out.get(), tp.inputs[0].ref.bytes().data(), tp.out_bytes);
-    return out;
+    std::memcpy(out_bytes, tp.inputs[0].ref.bytes().data(), tp.out_bytes);
+    return;
   }
   // Common input dtype, aligned in the mapping? Then the views point into the files.
   std::vector<const plan_input*> all;
@@ -285,7 +283,7 @@ buffer compute(const tensor_plan& tp, const method_spec& spec, const exec::paral
       ins.push_back(typed<T>(pi));
     const T* b = tp.base ? typed<T>(*tp.base) : nullptr;
     if (same_out)
-      merge_tensor<T, T>(pol, spec, tp, ins, b, reinterpret_cast<T*>(out.get()), seed);
+      merge_tensor<T, T>(pol, spec, tp, ins, b, reinterpret_cast<T*>(out_bytes), seed);
     else
       merge_tensor<T, float>(pol, spec, tp, ins, b, fo, seed);
   };
@@ -312,85 +310,8 @@ buffer compute(const tensor_plan& tp, const method_spec& spec, const exec::paral
     merge_tensor<float, float>(pol, spec, tp, ins, b, fo, seed);
   }
   if (!same_out)
-    from_float(fo, numel, tp.out_type, out.get(), pol);
-  return out;
+    from_float(fo, numel, tp.out_type, out_bytes, pol);
 }
-
-/// A single-consumer writer thread with a bounded queue: compute of tensor i+1 overlaps the write of i.
-class write_pipeline {
-public:
-  write_pipeline(safetensors_writer& w, std::size_t depth) : w_(w), depth_(depth), th_([this] { loop(); }) {}
-  ~write_pipeline() { stop(); }
-
-  void push(std::size_t index, buffer b, std::size_t bytes) {
-    std::unique_lock lk(m_);
-    cv_.wait(lk, [&] { return q_.size() < depth_ || err_; });
-    rethrow_locked();
-    q_.push_back(item{index, std::move(b), bytes});
-    cv_.notify_all();
-  }
-  /// Waits for every queued write; rethrows a write error.
-  void drain() {
-    std::unique_lock lk(m_);
-    cv_.wait(lk, [&] { return (q_.empty() && !busy_) || err_; });
-    rethrow_locked();
-  }
-  void stop() {
-    {
-      std::lock_guard lk(m_);
-      done_ = true;
-      cv_.notify_all();
-    }
-    if (th_.joinable())
-      th_.join();
-  }
-
-private:
-  struct item {
-    std::size_t index;
-    buffer data;
-    std::size_t bytes;
-  };
-  void rethrow_locked() {
-    if (err_)
-      std::rethrow_exception(err_);
-  }
-  void loop() {
-    for (;;) {
-      item it;
-      {
-        std::unique_lock lk(m_);
-        cv_.wait(lk, [&] { return !q_.empty() || done_; });
-        if (q_.empty())
-          return;
-        it = std::move(q_.front());
-        q_.pop_front();
-        busy_ = true;
-      }
-      std::exception_ptr e;
-      try {
-        w_.write(it.index, std::span<const std::byte>(it.data.get(), it.bytes));
-      } catch (...) {
-        e = std::current_exception();
-      }
-      it.data.reset();
-      std::lock_guard lk(m_);
-      busy_ = false;
-      if (e && !err_)
-        err_ = e;
-      cv_.notify_all();
-    }
-  }
-
-  safetensors_writer& w_;
-  std::size_t depth_;
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<item> q_;
-  bool busy_ = false, done_ = false;
-  std::exception_ptr err_;
-  std::thread th_;
-};
 
 int run_merge(const merge_args& a) {
   // 1. Config and method: no file but the YAML is read.
@@ -424,31 +345,29 @@ int run_merge(const merge_args& a) {
   wo.index_metadata = {{"fusekit_merge_method", plan.method}};
   safetensors_writer writer(out_dir, planned, wo);
 
-  // 3. Stream: tensors in plan (= file) order, compute overlapped with the previous tensor's write.
+  // 3. Stream: tensors in plan (= file) order, each computed straight into its window of the output file
+  //    (a shared map of the reserved shard: no copy; the kernel writes the dirty pages back meanwhile).
   progress bar("fusekit merge", plan.in_bytes, a.quiet);
-  {
-    write_pipeline pipe(writer, 1);
-    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
-      if (const int s = g_signal.load())
-        throw_error(errc::io_error, std::string("interrupted by signal ") + std::to_string(s) + "; nothing was written to " +
-                                        out_dir.string());
-      const tensor_plan& tp = plan.tensors[i];
-      if (i + 1 < plan.tensors.size()) { // read-ahead hint for the next tensor
-        const tensor_plan& nx = plan.tensors[i + 1];
-        for (const auto& pi : nx.inputs)
-          pi.ref.file->prefetch(*pi.ref.info);
-        if (nx.base)
-          nx.base->ref.file->prefetch(*nx.base->ref.info);
-      }
-      buffer b = compute(tp, spec, pol, a.seed);
-      for (const auto& pi : tp.inputs) // bound the resident set: the pages stay in the page cache
-        pi.ref.file->release(*pi.ref.info);
-      if (tp.base)
-        tp.base->ref.file->release(*tp.base->ref.info);
-      pipe.push(i, std::move(b), tp.out_bytes);
-      bar.advance(tp.in_bytes);
+  for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+    if (const int s = g_signal.load())
+      throw_error(errc::io_error, std::string("interrupted by signal ") + std::to_string(s) + "; nothing was written to " +
+                                      out_dir.string());
+    const tensor_plan& tp = plan.tensors[i];
+    if (i + 1 < plan.tensors.size()) { // read-ahead hint for the next tensor
+      const tensor_plan& nx = plan.tensors[i + 1];
+      for (const auto& pi : nx.inputs)
+        pi.ref.file->prefetch(*pi.ref.info);
+      if (nx.base)
+        nx.base->ref.file->prefetch(*nx.base->ref.info);
     }
-    pipe.drain();
+    tensor_out out = writer.open_tensor(i);
+    compute(tp, spec, pol, a.seed, out.bytes().data());
+    for (const auto& pi : tp.inputs) // bound the resident set: the pages stay in the page cache
+      pi.ref.file->release(*pi.ref.info);
+    if (tp.base)
+      tp.base->ref.file->release(*tp.base->ref.info);
+    writer.commit(std::move(out));
+    bar.advance(tp.in_bytes);
   }
   bar.finish();
 
@@ -508,6 +427,9 @@ void register_merge(CLI::App& app) {
     sa.sa_handler = on_signal;
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
+    // A file-size limit (ulimit -f) must surface as EFBIG from fallocate/write, with our error message,
+    // not kill the process with SIGXFSZ and leave partial files behind.
+    ::signal(SIGXFSZ, SIG_IGN);
     const int rc = run_merge(*a);
     if (rc != 0)
       throw CLI::RuntimeError(rc);

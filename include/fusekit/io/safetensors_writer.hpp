@@ -6,9 +6,13 @@
 /// shards of at most `max_shard_bytes` (a larger tensor gets a shard of its own), orders each shard by
 /// descending element size (so with the header padded to 8 bytes every tensor starts aligned to its
 /// element size, as the reference writer does), computes every header and offset, and creates the
-/// shard files under hidden temporary names with the header already written. Each `write()` puts one
-/// tensor's bytes at its offset (any order, each tensor exactly once), so nothing bigger than the
-/// tensor in hand is ever buffered. `finish()` checks every tensor arrived, writes the index, and
+/// shard files under hidden temporary names with the header already written, and reserves each shard's
+/// full size on disk (posix_fallocate), so a full disk or a file-size limit fails at once, before any
+/// work, with an error naming the file. Tensors then arrive in any order, each exactly once, in one of
+/// two ways: `write()` copies a finished buffer to its offset (pwrite), or `open_tensor()` hands out a
+/// writable window onto the tensor's bytes in the file (a shared memory map when the space is
+/// reserved, a heap buffer otherwise) that the producer fills in place and `commit()`s: no copy and no
+/// buffer beyond the tensor in hand. `finish()` checks every tensor arrived, writes the index, and
 /// renames: shards and extra files first, and last the file that marks a complete model (the index,
 /// or `model.safetensors` for a single file). Destroying an unfinished writer removes its temporary
 /// files, so an interrupted or failed run leaves nothing that looks like a finished model.
@@ -19,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -30,6 +35,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -68,9 +74,64 @@ struct writer_options {
   bool sync = false;
   /// Remove an existing model (model*.safetensors, the index) in the folder when finishing.
   bool replace_existing = false;
+  /// Reserve every shard's full size when the writer is created (posix_fallocate): a full disk fails
+  /// before any tensor is computed, and open_tensor() can then map the file (no copy, and no SIGBUS
+  /// risk since the blocks exist). On file systems without fallocate the writer falls back to
+  /// buffered pwrite. Off: the files grow as tensors are written (pwrite only).
+  bool preallocate = true;
   /// Testing hook: fail with an io_error ("no space left", simulated) once this many bytes of tensor
   /// data have been written. The default never fails.
   std::uint64_t fail_after_bytes = std::numeric_limits<std::uint64_t>::max();
+};
+
+/// A writable window onto one planned tensor's bytes, from safetensors_writer::open_tensor(): fill
+/// bytes() completely, then hand it back with safetensors_writer::commit(). Move-only; destroying it
+/// uncommitted discards it (the tensor stays unwritten, and finish() will say so).
+class tensor_out {
+public:
+  tensor_out() = default;
+  tensor_out(tensor_out&& o) noexcept { swap(o); }
+  tensor_out& operator=(tensor_out&& o) noexcept {
+    tensor_out t(std::move(o));
+    swap(t);
+    return *this;
+  }
+  tensor_out(const tensor_out&) = delete;
+  tensor_out& operator=(const tensor_out&) = delete;
+  ~tensor_out() { release(); }
+
+  /// The tensor's bytes (its planned size), to be filled by the caller.
+  [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, len_}; }
+  /// The planned-tensor index.
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  /// True when bytes() is a map of the output file (commit() copies nothing).
+  [[nodiscard]] bool mapped() const noexcept { return map_ != nullptr; }
+
+private:
+  friend class safetensors_writer;
+  void swap(tensor_out& o) noexcept {
+    std::swap(index_, o.index_);
+    std::swap(map_, o.map_);
+    std::swap(map_len_, o.map_len_);
+    std::swap(data_, o.data_);
+    std::swap(len_, o.len_);
+    std::swap(heap_, o.heap_);
+  }
+  void release() noexcept {
+    if (map_ != nullptr)
+      ::munmap(map_, map_len_);
+    std::free(heap_);
+    map_ = nullptr;
+    heap_ = nullptr;
+    data_ = nullptr;
+    len_ = 0;
+  }
+  std::size_t index_ = 0;
+  void* map_ = nullptr;      // page-aligned mapping (mapped mode)
+  std::size_t map_len_ = 0;
+  std::byte* data_ = nullptr; // first byte of the tensor
+  std::size_t len_ = 0;
+  void* heap_ = nullptr;     // buffer (unmapped mode)
 };
 
 /// Where one planned tensor goes.
@@ -154,10 +215,11 @@ public:
     if (ec)
       throw_error(errc::io_error, dir_.string() + ": cannot create folder: " + ec.message());
     fds_.assign(shards_.size(), -1);
+    reserved_.assign(shards_.size(), false);
     try {
       for (std::size_t s = 0; s < shards_.size(); ++s) {
         const auto tmp = temp_path(shards_[s].file_name);
-        fds_[s] = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fds_[s] = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fds_[s] < 0)
           throw_error(errc::io_error, tmp.string() + ": cannot create: " + std::strerror(errno));
         temps_.push_back(tmp);
@@ -168,6 +230,8 @@ public:
           len[k] = static_cast<unsigned char>(n >> (8 * k));
         pwrite_all(s, len, 8, 0);
         pwrite_all(s, h.data(), h.size(), 8);
+        if (opt_.preallocate)
+          reserve(s, 8 + h.size() + shards_[s].data_bytes);
       }
     } catch (...) {
       abort();
@@ -231,6 +295,67 @@ public:
     }
     pwrite_all(slot.shard, data.data(), len, base + slot.begin, &t.name);
     written_bytes_ += len;
+    slot.written = true;
+  }
+
+  /// A writable window onto planned tensor `i`'s bytes, to be filled and passed to commit(). When the
+  /// shard's space was reserved this maps the tensor's byte range of the file (MAP_SHARED, pages
+  /// pre-faulted), so the caller's stores land in the page cache directly; otherwise it is a heap
+  /// buffer that commit() writes with pwrite.
+  [[nodiscard]] tensor_out open_tensor(std::size_t i) {
+    FUSEKIT_EXPECTS(!finished_, invalid_argument, "safetensors_writer: open_tensor after finish");
+    FUSEKIT_EXPECTS(i < tensors_.size(), out_of_range, "safetensors_writer: tensor index out of range");
+    const auto& slot = slots_[i];
+    FUSEKIT_EXPECTS(!slot.written, invalid_argument,
+                    "safetensors_writer: tensor '" + tensors_[i].name + "' written twice");
+    tensor_out t;
+    t.index_ = i;
+    t.len_ = static_cast<std::size_t>(slot.end - slot.begin);
+    if (t.len_ == 0)
+      return t;
+    if (reserved_[slot.shard]) {
+      const std::uint64_t off = 8 + shards_[slot.shard].header.size() + slot.begin;
+      const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+      const std::uint64_t start = off / page * page;
+      t.map_len_ = static_cast<std::size_t>(off - start) + t.len_;
+      void* m = ::mmap(nullptr, t.map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fds_[slot.shard],
+                       static_cast<off_t>(start));
+      if (m != MAP_FAILED) {
+#if defined(MADV_POPULATE_WRITE)
+        ::madvise(m, t.map_len_, MADV_POPULATE_WRITE); // one call instead of a fault per page; a hint
+#endif
+        t.map_ = m;
+        t.data_ = static_cast<std::byte*>(m) + (off - start);
+        return t;
+      }
+      t.map_len_ = 0; // could not map (address space?): fall back to a buffer
+    }
+    t.heap_ = std::aligned_alloc(64, (t.len_ + 63) / 64 * 64);
+    if (t.heap_ == nullptr)
+      throw_error(errc::io_error, "safetensors_writer: out of memory for tensor '" + tensors_[i].name + "' (" +
+                                      std::to_string(t.len_) + " bytes)");
+    t.data_ = static_cast<std::byte*>(t.heap_);
+    return t;
+  }
+
+  /// Marks the tensor filled through `t` as written (copying it with pwrite when it is a buffer).
+  void commit(tensor_out&& t) {
+    FUSEKIT_EXPECTS(!finished_, invalid_argument, "safetensors_writer: commit after finish");
+    FUSEKIT_EXPECTS(t.index_ < tensors_.size(), out_of_range, "safetensors_writer: tensor index out of range");
+    auto& slot = slots_[t.index_];
+    const auto& name = tensors_[t.index_].name;
+    FUSEKIT_EXPECTS(!slot.written, invalid_argument, "safetensors_writer: tensor '" + name + "' written twice");
+    FUSEKIT_EXPECTS(t.len_ == slot.end - slot.begin, invalid_argument,
+                    "safetensors_writer: tensor '" + name + "' committed with the wrong size");
+    if (written_bytes_ + t.len_ > opt_.fail_after_bytes) {
+      t.release();
+      throw_error(errc::io_error, temps_[slot.shard].string() + ": write of tensor '" + name +
+                                      "' failed: No space left on device (simulated: fail_after_bytes)");
+    }
+    if (!t.mapped() && t.len_ > 0)
+      pwrite_all(slot.shard, t.data_, t.len_, 8 + shards_[slot.shard].header.size() + slot.begin, &name);
+    t.release(); // munmap: the dirty pages stay in the page cache, written back by the kernel
+    written_bytes_ += slot.end - slot.begin;
     slot.written = true;
   }
 
@@ -379,6 +504,19 @@ private:
     }
   }
 
+  /// Reserves `bytes` for shard `s`; marks it mappable. No support in the file system: stay unreserved.
+  void reserve(std::size_t s, std::uint64_t bytes) {
+    const int r = ::posix_fallocate(fds_[s], 0, static_cast<off_t>(bytes));
+    if (r == 0) {
+      reserved_[s] = true;
+      return;
+    }
+    if (r == EOPNOTSUPP || r == EINVAL || r == ENOSYS)
+      return;
+    throw_error(errc::io_error, temps_[s].string() + ": cannot reserve " + std::to_string(bytes) +
+                                    " bytes for the output: " + std::strerror(r));
+  }
+
   void remove_existing_model() {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -397,6 +535,7 @@ private:
   std::vector<shard_layout> shards_;
   std::vector<tensor_slot> slots_;
   std::vector<int> fds_;
+  std::vector<bool> reserved_; // per shard: fallocate succeeded, tensors are mapped
   std::vector<std::filesystem::path> temps_; // shard temps first (same positions as shards_), then staged files
   std::vector<std::string> staged_;
   std::uint64_t written_bytes_ = 0;
