@@ -76,9 +76,9 @@ template <class T> void rising_maxima() {
     fk::logits_batch<T> b{.logits = fk::host_view(static_cast<const T*>(zs.data()), M2{N, V}),
                           .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
     std::vector<float> lse(static_cast<std::size_t>(N)), lp(static_cast<std::size_t>(N));
-    fk::token_logprobs(fk::exec::par, b,
-                       fk::token_logprob_outputs<float>{.logp = fk::host_view(lp.data(), N),
-                                                        .lse = fk::host_view(lse.data(), N)});
+    fk::token_logprobs(
+        fk::exec::par, b,
+        fk::token_logprob_outputs<float>{.logp = fk::host_view(lp.data(), N), .lse = fk::host_view(lse.data(), N)});
     std::vector<float> g(static_cast<std::size_t>(N * V));
     const auto ce = fk::cross_entropy_and_grad(fk::exec::par, b, fk::host_view(g.data(), M2{N, V}));
     double ce_ref = 0;
@@ -127,13 +127,11 @@ template <class T, class O> void streaming_matches_cached() {
     fk::logits_batch<T> b1{.logits = fk::host_view(zs.data() + t * V, M2{1, V}),
                            .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()) + t, 1)};
     std::vector<O> one(static_cast<std::size_t>(V)), ce_one(static_cast<std::size_t>(V));
-    fk::token_logprobs_backward(fk::exec::seq, b1,
-                                fk::vector_view<const double>(fk::host_view(gt.data() + t, 1)),
+    fk::token_logprobs_backward(fk::exec::seq, b1, fk::vector_view<const double>(fk::host_view(gt.data() + t, 1)),
                                 fk::host_view(one.data(), M2{1, V}));
     const auto c1 = fk::cross_entropy_and_grad(fk::exec::seq, b1, fk::host_view(ce_one.data(), M2{1, V}), 1.0);
     ce_rows += c1.loss;
-    BOOST_TEST(std::memcmp(one.data(), big.data() + t * V, static_cast<std::size_t>(V) * sizeof(O)) == 0,
-               "row " << t);
+    BOOST_TEST(std::memcmp(one.data(), big.data() + t * V, static_cast<std::size_t>(V) * sizeof(O)) == 0, "row " << t);
     BOOST_TEST(std::memcmp(ce_one.data(), ce_big.data() + t * V, static_cast<std::size_t>(V) * sizeof(O)) == 0,
                "row " << t);
   }

@@ -85,7 +85,8 @@ FUSEKIT_FORCEINLINE cvt_u32v fp16_round_bits(cvt_u32v u) noexcept {
   const cvt_u32v h = mant >> shu;
   const cvt_u32v rem = mant & (((cvt_u32v{} + 1u) << shu) - 1u);
   const cvt_u32v half = (cvt_u32v{} + 1u) << (shu - 1u);
-  const cvt_i32v up = ((cvt_i32v)rem > (cvt_i32v)half) | (((cvt_i32v)rem == (cvt_i32v)half) & ((cvt_i32v)(h & 1u) != 0));
+  const cvt_i32v up =
+      ((cvt_i32v)rem > (cvt_i32v)half) | (((cvt_i32v)rem == (cvt_i32v)half) & ((cvt_i32v)(h & 1u) != 0));
   const cvt_u32v sub = sign | (h + (cvt_u32v)(up & 1));
   const cvt_u32v tiny = sign;
   return ai > 0x7f800000 ? nan : (ai >= 0x38800000 ? normal : (ai >= 0x33000000 ? sub : tiny));
@@ -140,8 +141,8 @@ template <class T> FUSEKIT_FORCEINLINE void widen_to_float(const T* src, float* 
       const detail::cvt_u32v em = h & 0x7fffu;
       const detail::cvt_i32v e = (detail::cvt_i32v)(em & 0x7c00u);
       const detail::cvt_u32v normal = (em << 13) + (112u << 23);
-      const detail::cvt_f32v sub = (detail::cvt_f32v)((113u << 23) | ((em & 0x03ffu) << 13)) -
-                                   std::bit_cast<float>(113u << 23);
+      const detail::cvt_f32v sub =
+          (detail::cvt_f32v)((113u << 23) | ((em & 0x03ffu) << 13)) - std::bit_cast<float>(113u << 23);
       const detail::cvt_u32v special = 0x7f800000u | ((em & 0x03ffu) << 13);
       const detail::cvt_u32v bits = (e == 0x7c00 ? special : (e == 0 ? (detail::cvt_u32v)sub : normal)) | sign;
       std::memcpy(dst + j, &bits, sizeof(bits));
@@ -174,8 +175,10 @@ template <class T> FUSEKIT_FORCEINLINE void narrow_from_float(const float* src, 
         const __m256 f = _mm256_loadu_ps(src + j + 8 * q);
         const __m256i u = _mm256_castps_si256(f);
         const __m256i hi = _mm256_srli_epi32(u, 16);
-        const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one))), 16);
-        r[q] = _mm256_blendv_epi8(rounded, _mm256_or_si256(hi, quiet), _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
+        const __m256i rounded =
+            _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one))), 16);
+        r[q] = _mm256_blendv_epi8(rounded, _mm256_or_si256(hi, quiet),
+                                  _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
       }
       // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters
       const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8);
