@@ -12,6 +12,7 @@
 #endif
 
 #include <fusekit/core/config.hpp>
+#include <fusekit/types/convert.hpp>
 #include <fusekit/types/element.hpp>
 
 namespace fusekit::detail {
@@ -34,25 +35,7 @@ template <class V> FUSEKIT_HOST_DEVICE constexpr std::int64_t linear_offset(cons
 template <class V> void load_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, float* dst) noexcept {
   using T = std::remove_cv_t<typename V::element_type>;
   if (contiguous) {
-    const T* src = v.data() + b;
-    std::int64_t j = 0;
-#if defined(__AVX2__)
-    if constexpr (std::is_same_v<T, bf16>) {
-      for (; j + 8 <= len; j += 8) {
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-      }
-    }
-#endif
-#if defined(__F16C__)
-    if constexpr (std::is_same_v<T, fp16>) {
-      for (; j + 8 <= len; j += 8)
-        _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))));
-    }
-#endif
-    FUSEKIT_PRAGMA_SIMD
-    for (; j < len; ++j)
-      dst[j] = static_cast<float>(src[j]);
+    widen_to_float(v.data() + b, dst, len); // vectorized, bit-identical to the scalar conversion
     return;
   }
   if constexpr (V::rank() == 1) {
@@ -76,38 +59,6 @@ template <class V> void load_block(const V& v, bool contiguous, std::int64_t b, 
   }
 }
 
-#if defined(__SSE2__)
-/// Converts 16 bytes' worth of floats (8 for 2-byte T, 4 for 4-byte T) to T, bit-identical to from_compute.
-template <class T> inline __m128i pack16(const float* src) noexcept {
-#if defined(__AVX2__)
-  if constexpr (std::is_same_v<T, bf16>) {
-    const __m256 f = _mm256_loadu_ps(src);
-    const __m256i u = _mm256_castps_si256(f);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
-    const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
-    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-  }
-#endif
-#if defined(__F16C__)
-  if constexpr (std::is_same_v<T, fp16>)
-    return _mm256_cvtps_ph(_mm256_loadu_ps(src), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-#endif
-  if constexpr (std::is_same_v<T, float>) {
-    return _mm_castps_si128(_mm_loadu_ps(src));
-  } else {
-    constexpr int per = 16 / static_cast<int>(sizeof(T));
-    alignas(16) T tmp[per];
-    for (int q = 0; q < per; ++q)
-      tmp[q] = from_compute<T>(src[q]);
-    __m128i w;
-    std::memcpy(&w, tmp, 16);
-    return w;
-  }
-}
-#endif
-
 /// Output size (bytes) from which contiguous stores bypass the cache (non-temporal), as large memcpy
 /// does: the output is not read back soon, and streaming saves the read-for-ownership traffic.
 inline constexpr std::int64_t streaming_store_min_bytes = std::int64_t{8} << 20;
@@ -122,21 +73,24 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
     T* dst = v.data() + b;
 #if defined(__SSE2__)
     if (streaming && (sizeof(T) == 2 || sizeof(T) == 4)) {
-      constexpr std::int64_t per = 16 / static_cast<std::int64_t>(sizeof(T)); // elements per 16-byte store
       std::int64_t j = 0;
       for (; j < len && (reinterpret_cast<std::uintptr_t>(dst + j) & 15u) != 0; ++j) // align the head
         dst[j] = from_compute<T>(src[j]);
-      for (; j + per <= len; j += per)
-        _mm_stream_si128(reinterpret_cast<__m128i*>(dst + j), pack16<T>(src + j));
+      // narrow 64 bytes at a time into an aligned buffer (types/convert.hpp), then stream it out
+      constexpr std::int64_t chunk = 64 / static_cast<std::int64_t>(sizeof(T));
+      alignas(64) T tmp[chunk];
+      for (; j + chunk <= len; j += chunk) {
+        narrow_from_float(src + j, tmp, chunk);
+        for (std::int64_t q = 0; q < chunk; q += 16 / static_cast<std::int64_t>(sizeof(T)))
+          _mm_stream_si128(reinterpret_cast<__m128i*>(dst + j + q), _mm_load_si128(reinterpret_cast<const __m128i*>(tmp + q)));
+      }
       for (; j < len; ++j)
         dst[j] = from_compute<T>(src[j]);
       _mm_sfence();
       return;
     }
 #endif
-    FUSEKIT_PRAGMA_SIMD
-    for (std::int64_t j = 0; j < len; ++j)
-      dst[j] = from_compute<T>(src[j]);
+    narrow_from_float(src, dst, len); // vectorized, bit-identical to from_compute
     return;
   }
   if constexpr (V::rank() == 1) {
