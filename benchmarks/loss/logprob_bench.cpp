@@ -185,6 +185,17 @@ BENCHMARK(bm_seq<bf16, op::forward>)->Name("seq/bf16/forward")->Apply(shape_seq)
 BENCHMARK(bm_seq<bf16, op::forward_backward>)->Name("seq/bf16/forward_backward")->Apply(shape_seq);
 BENCHMARK(bm_seq<bf16, op::fused_ce>)->Name("seq/bf16/fused_ce_inplace")->Apply(shape_seq);
 BENCHMARK(bm_seq<fp16, op::forward_backward>)->Name("seq/f16/forward_backward")->Apply(shape_seq);
+// Compute cost per element: 8 rows (4 MiB in fp32) stay in cache between iterations, single thread.
+void in_cache(benchmark::internal::Benchmark* b) { b->Args({8, 128256})->Unit(benchmark::kMicrosecond)->UseRealTime(); }
+BENCHMARK(bm_seq<float, op::forward>)->Name("cache/f32/forward")->Apply(in_cache);
+BENCHMARK(bm_seq<float, op::forward_backward>)->Name("cache/f32/forward_backward")->Apply(in_cache);
+BENCHMARK(bm_seq<float, op::fused_ce>)->Name("cache/f32/fused_ce_inplace")->Apply(in_cache);
+BENCHMARK(bm_seq<bf16, op::forward>)->Name("cache/bf16/forward")->Apply(in_cache);
+BENCHMARK(bm_seq<bf16, op::forward_backward>)->Name("cache/bf16/forward_backward")->Apply(in_cache);
+BENCHMARK(bm_seq<bf16, op::fused_ce>)->Name("cache/bf16/fused_ce_inplace")->Apply(in_cache);
+BENCHMARK(bm_seq<fp16, op::forward>)->Name("cache/f16/forward")->Apply(in_cache);
+BENCHMARK(bm_seq<fp16, op::forward_backward>)->Name("cache/f16/forward_backward")->Apply(in_cache);
+BENCHMARK(bm_seq<fp16, op::fused_ce>)->Name("cache/f16/fused_ce_inplace")->Apply(in_cache);
 BENCHMARK(bm_par<bf16, op::forward_backward>)->Name("smoke/bf16/forward_backward")->Apply(smoke);
 BENCHMARK(bm_par<float, op::fused_ce>)->Name("smoke/f32/fused_ce_inplace")->Apply(smoke);
 

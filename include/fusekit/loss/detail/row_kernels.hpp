@@ -236,17 +236,55 @@ inline constexpr float one_pass_max_jump = 64.0f;
 /// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
 /// skipped); with Park, also writes dst[j] = e^{src[j] − m}. e^{x − m} is evaluated for x − m up to
 /// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
-template <bool Park>
-FUSEKIT_FORCEINLINE float block_exp_max(const float* src, float* dst, std::int64_t n, float m, float& bm) noexcept {
+/// Whether block_exp_max can read storage type S straight from the row (widening in registers, no
+/// stack copy): float always; bf16 with AVX2, fp16 with F16C (8-lane fvec).
+template <class S>
+inline constexpr bool direct_widen = std::is_same_v<S, float>
+#if FUSEKIT_HAS_VECTOR_EXT && FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+                                     || std::is_same_v<S, bf16>
+#endif
+#if FUSEKIT_HAS_VECTOR_EXT && FUSEKIT_CONVERT_X86 && defined(__F16C__)
+                                     || std::is_same_v<S, fp16>
+#endif
+    ;
+
+#if FUSEKIT_HAS_VECTOR_EXT
+/// fvec_lanes consecutive elements of a direct_widen type as floats. (For fp16, vcvtph2ps quiets
+/// signaling NaNs; only NaN-ness matters to the sums and maxima that use this.)
+template <class S> FUSEKIT_FORCEINLINE fvec load_fvec(const S* p) noexcept {
+  if constexpr (std::is_same_v<S, float>) {
+    fvec x;
+    __builtin_memcpy(&x, p, sizeof(x));
+    return x;
+  }
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+  else if constexpr (std::is_same_v<S, bf16>) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return (fvec)_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+#endif
+#if FUSEKIT_CONVERT_X86 && defined(__F16C__)
+  else if constexpr (std::is_same_v<S, fp16>) {
+    return (fvec)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+#endif
+  else {
+    static_assert(std::is_same_v<S, float>, "load_fvec: not a direct_widen type");
+    return fvec{};
+  }
+}
+#endif
+
+template <bool Park, class S>
+FUSEKIT_FORCEINLINE float block_exp_max(const S* src, float* dst, std::int64_t n, float m, float& bm) noexcept {
+  static_assert(direct_widen<S>);
   std::int64_t j = 0;
   float s = 0, mx = -std::numeric_limits<float>::infinity();
 #if FUSEKIT_HAS_VECTOR_EXT
   {
     fvec a0{}, a1{}, m0 = fvec{} + mx, m1 = m0;
     for (const std::int64_t nv = n - n % (2 * fvec_lanes); j < nv; j += 2 * fvec_lanes) {
-      fvec x0, x1;
-      __builtin_memcpy(&x0, src + j, sizeof(x0));
-      __builtin_memcpy(&x1, src + j + fvec_lanes, sizeof(x1));
+      const fvec x0 = load_fvec(src + j), x1 = load_fvec(src + j + fvec_lanes);
       m0 = x0 > m0 ? x0 : m0;
       m1 = x1 > m1 ? x1 : m1;
       const fvec e0 = exp_nonpos(x0 - m), e1 = exp_nonpos(x1 - m);
@@ -266,31 +304,32 @@ FUSEKIT_FORCEINLINE float block_exp_max(const float* src, float* dst, std::int64
   }
 #endif
   for (; j < n; ++j) {
-    const float e = exp_nonpos(src[j] - m);
+    const float x = static_cast<float>(src[j]);
+    const float e = exp_nonpos(x - m);
     if constexpr (Park)
       dst[j] = e;
     s += e;
-    mx = src[j] > mx ? src[j] : mx;
+    mx = x > mx ? x : mx;
   }
   bm = mx;
   return s;
 }
 
-/// dst[j] = c · e^{src[j] − lse} (dst may equal src).
-template <class C> FUSEKIT_FORCEINLINE void block_scale_exp(const C* src, C* dst, std::int64_t n, C lse, C c) noexcept {
+/// dst[j] = c · e^{src[j] − lse} (dst may equal src). `src` has the compute type, or (float compute)
+/// any direct_widen storage type, widened in registers.
+template <class C, class S>
+FUSEKIT_FORCEINLINE void block_scale_exp(const S* src, C* dst, std::int64_t n, C lse, C c) noexcept {
   std::int64_t j = 0;
 #if FUSEKIT_HAS_VECTOR_EXT
-  if constexpr (std::is_same_v<C, float>) {
+  if constexpr (std::is_same_v<C, float> && direct_widen<S>) {
     for (; j + fvec_lanes <= n; j += fvec_lanes) {
-      fvec x;
-      __builtin_memcpy(&x, src + j, sizeof(x));
-      x = c * exp_nonpos(x - lse);
+      const fvec x = c * exp_nonpos(load_fvec(src + j) - lse);
       __builtin_memcpy(dst + j, &x, sizeof(x));
     }
   }
 #endif
   for (; j < n; ++j)
-    dst[j] = c * exp_le0<C>(src[j] - lse);
+    dst[j] = c * exp_le0<C>(static_cast<C>(to_compute(src[j])) - lse);
 }
 
 /// Sorted (value desc, id asc) top-k accumulator; k small (FuseLLM uses 10).
@@ -345,6 +384,28 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
   C zl = 0;
   for (std::int64_t b = 0; b < V; b += row_block) {
     const std::int64_t n = std::min(row_block, V - b);
+    using TU = std::remove_cv_t<T>;
+    if constexpr (!Entropy && !LogitSum && !Argmax && std::is_same_v<C, float> && !std::is_same_v<TU, float> &&
+                  direct_widen<TU>) {
+      if (m != ninf && s == 1 && topk == nullptr) { // 16-bit row read straight into registers
+        C bm;
+        const C sb = block_exp_max<false>(row + b, nullptr, n, m, bm);
+        if (bm > m) {
+          if (bm - m > one_pass_max_jump) {
+            load_block(row + b, 1, buf, n);
+            sum = sum * std::exp(m - bm) + block_sum_exp(buf, n, bm);
+          } else {
+            sum = (sum + sb) * std::exp(m - bm);
+          }
+          m = bm;
+        } else {
+          sum += sb;
+        }
+        if (label >= b && label < b + n)
+          zl = static_cast<C>(to_compute(static_cast<TU>(row[label])));
+        continue;
+      }
+    }
     const C* src = buf;
     if constexpr (std::is_same_v<std::remove_cv_t<T>, C>) {
       if (s == 1)
@@ -456,23 +517,33 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
                   C sparse_scale, bool accumulate, bool streaming = false) noexcept {
   alignas(64) C buf[row_block];
   using OU = std::remove_cv_t<O>;
+  using TU = std::remove_cv_t<T>;
   for (std::int64_t b = 0; b < V; b += row_block) {
     const std::int64_t n = std::min(row_block, V - b);
-    const C* src = buf;
-    if constexpr (std::is_same_v<std::remove_cv_t<T>, C>) {
-      if (s_in == 1)
-        src = in + b;
-      else
-        load_block(in + b * s_in, s_in, buf, n);
-    } else {
-      load_block(in + b * s_in, s_in, buf, n);
-    }
     // write straight into the output row when it already has the compute type (in place included)
     C* dst = buf;
     if constexpr (std::is_same_v<OU, C>)
       if (s_out == 1 && !accumulate && !streaming)
         dst = out + b;
-    block_scale_exp(src, dst, n, lse, c);
+    bool done = false;
+    if constexpr (std::is_same_v<C, float> && !std::is_same_v<TU, float> && direct_widen<TU>) {
+      if (s_in == 1) { // 16-bit row widened in registers
+        block_scale_exp(in + b, dst, n, lse, c);
+        done = true;
+      }
+    }
+    if (!done) {
+      const C* src = buf;
+      if constexpr (std::is_same_v<TU, C>) {
+        if (s_in == 1)
+          src = in + b;
+        else
+          load_block(in + b * s_in, s_in, buf, n);
+      } else {
+        load_block(in + b * s_in, s_in, buf, n);
+      }
+      block_scale_exp(src, dst, n, lse, c);
+    }
     if (label >= b && label < b + n)
       dst[label - b] -= g_label;
     for (std::int64_t k = 0; k < nsparse; ++k) {
@@ -533,6 +604,29 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
   std::int64_t nb = 0;
   for (std::int64_t b = 0; b < V; b += row_block, ++nb) {
     const std::int64_t n = std::min(row_block, V - b);
+    using TU = std::remove_cv_t<T>;
+    if constexpr (!std::is_same_v<TU, float> && direct_widen<TU>) {
+      if (m != ninf && s_in == 1) { // 16-bit row read straight into registers, parked as float
+        if (label >= b && label < b + n)
+          zl = static_cast<float>(to_compute(static_cast<TU>(in[label])));
+        float bm;
+        const float sb = block_exp_max<true>(in + b, park + b, n, m, bm);
+        bmax[nb] = m;
+        if (bm > m) {
+          if (bm - m > one_pass_max_jump) {
+            load_block(in + b, 1, buf, n);
+            sum = sum * std::exp(m - bm) + block_store_exp(buf, park + b, n, bm);
+            bmax[nb] = bm;
+          } else {
+            sum = (sum + sb) * std::exp(m - bm);
+          }
+          m = bm;
+        } else {
+          sum += sb;
+        }
+        continue;
+      }
+    }
     const float* src = buf;
     if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
       if (s_in == 1)
