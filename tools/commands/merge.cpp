@@ -361,12 +361,6 @@ int run_merge(const merge_args& a) {
         nx.base->ref.file->prefetch(*nx.base->ref.info);
     }
     tensor_out out = writer.open_tensor(i);
-    // Fault the output pages in on every thread (the kernel zero-fills them: ~1/3 of a task_arithmetic
-    // merge's CPU time on ext4), not serially inside the first kernel that touches them.
-    exec::for_each_block(pol, static_cast<std::int64_t>(tp.out_bytes), std::int64_t{8} << 20,
-                         [&](std::int64_t b, std::int64_t e) {
-                           out.prefault(static_cast<std::size_t>(b), static_cast<std::size_t>(e));
-                         });
     compute(tp, spec, pol, a.seed, out.bytes().data());
     for (const auto& pi : tp.inputs) // bound the resident set: the pages stay in the page cache
       pi.ref.file->release(*pi.ref.info);

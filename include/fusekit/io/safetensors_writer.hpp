@@ -106,23 +106,6 @@ public:
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
   /// True when bytes() is a map of the output file (commit() copies nothing).
   [[nodiscard]] bool mapped() const noexcept { return map_ != nullptr; }
-  /// Optional: pre-faults the pages under bytes()[begin, end) for writing in one system call
-  /// (MADV_POPULATE_WRITE, Linux 5.14+) instead of one page fault per page; the kernel zero-fills new
-  /// page-cache pages here. Worth calling from several threads on disjoint ranges before filling a big
-  /// tensor. A hint: does nothing for heap buffers, on older kernels, or on error.
-  void prefault(std::size_t begin, std::size_t end) const noexcept {
-#if defined(MADV_POPULATE_WRITE)
-    if (map_ == nullptr || begin >= end || end > len_)
-      return;
-    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto b = reinterpret_cast<std::uintptr_t>(data_ + begin) / page * page;
-    const auto e = reinterpret_cast<std::uintptr_t>(data_ + end);
-    ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);
-#else
-    (void)begin;
-    (void)end;
-#endif
-  }
 
 private:
   friend class safetensors_writer;
