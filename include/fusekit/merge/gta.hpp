@@ -608,9 +608,12 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         }
       }
       if (normalize) {
+        // D + (D == 0) is D, or 1 where no model agreed (then M is 0): the same values as a select, but GCC
+        // 12 leaves `D == 0 ? 1 : D` scalar (IEEE trapping), and a scalar divide per element was 40% of a
+        // TIES merge's CPU time.
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t j = 0; j < len; ++j)
-          M[j] = M[j] / (D[j] == 0.0f ? 1.0f : D[j]);
+          M[j] = M[j] / (D[j] + static_cast<float>(D[j] == 0.0f));
       }
     } else if (normalize) {
       FUSEKIT_PRAGMA_SIMD
