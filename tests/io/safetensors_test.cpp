@@ -64,7 +64,8 @@ void write_bytes(const fs::path& p, const std::vector<std::byte>& b) {
 
 std::vector<std::byte> as_bytes(const std::vector<float>& v) {
   std::vector<std::byte> b(v.size() * 4);
-  std::memcpy(b.data(), v.data(), b.size());
+  if (!b.empty()) // memcpy from an empty vector's null data() is undefined (UBSan)
+    std::memcpy(b.data(), v.data(), b.size());
   return b;
 }
 
