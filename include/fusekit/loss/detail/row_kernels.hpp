@@ -236,6 +236,27 @@ inline constexpr float one_pass_max_jump = 64.0f;
 /// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
 /// skipped); with Park, also writes dst[j] = e^{src[j] − m}. e^{x − m} is evaluated for x − m up to
 /// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
+/// Folds one block into the running (max m, sum) of the one-pass log-sum-exp: `sb` is the block's sum of
+/// e^{z − m} against the running max and `bm` the block's own max. When the max jumps by more than
+/// one_pass_max_jump the block's terms are not accurate against the old max, so `redo(bm)` recomputes the
+/// block's sum against bm (and may re-park it). Returns true when it did.
+template <class C, class Redo>
+FUSEKIT_FORCEINLINE bool fold_block_sum(C& sum, C& m, C sb, C bm, Redo&& redo) {
+  if (!(bm > m)) {
+    sum += sb;
+    return false;
+  }
+  bool redone = false;
+  if (bm - m > one_pass_max_jump) {
+    sum = sum * std::exp(m - bm) + redo(bm);
+    redone = true;
+  } else {
+    sum = (sum + sb) * std::exp(m - bm);
+  }
+  m = bm;
+  return redone;
+}
+
 /// Whether block_exp_max can read storage type S straight from the row (widening in registers, no
 /// stack copy): float always; bf16 with AVX2, fp16 with F16C (8-lane fvec).
 template <class S>
@@ -390,17 +411,10 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
       if (m != ninf && s == 1 && topk == nullptr) { // 16-bit row read straight into registers
         C bm;
         const C sb = block_exp_max<false>(row + b, nullptr, n, m, bm);
-        if (bm > m) {
-          if (bm - m > one_pass_max_jump) {
-            load_block(row + b, 1, buf, n);
-            sum = sum * std::exp(m - bm) + block_sum_exp(buf, n, bm);
-          } else {
-            sum = (sum + sb) * std::exp(m - bm);
-          }
-          m = bm;
-        } else {
-          sum += sb;
-        }
+        fold_block_sum(sum, m, sb, bm, [&](C mx) {
+          load_block(row + b, 1, buf, n);
+          return block_sum_exp(buf, n, mx);
+        });
         if (label >= b && label < b + n)
           zl = static_cast<C>(to_compute(static_cast<TU>(row[label])));
         continue;
@@ -419,22 +433,15 @@ row_stats<C> row_forward(const T* row, std::int64_t V, std::int64_t s, std::int6
       if (m != ninf) { // one pass per block: exp against the running max, block max on the side
         C bm;
         const C sb = block_exp_max<false>(src, nullptr, n, m, bm);
-        if (bm > m) {
-          if (bm - m > one_pass_max_jump) { // rare (a huge jump): redo the block against its own max
-            sum = sum * std::exp(m - bm) + block_sum_exp(src, n, bm);
-          } else {
-            sum = (sum + sb) * std::exp(m - bm);
-          }
-          m = bm;
-          if constexpr (Argmax) {
+        const bool moved = bm > m;
+        fold_block_sum(sum, m, sb, bm, [&](C mx) { return block_sum_exp(src, n, mx); });
+        if constexpr (Argmax) {
+          if (moved)
             for (std::int64_t j = 0; j < n; ++j)
               if (src[j] == bm) {
                 am = b + j;
                 break;
               }
-          }
-        } else {
-          sum += sb;
         }
         if constexpr (LogitSum)
           zsum += block_sum(src, n);
@@ -612,18 +619,11 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
         float bm;
         const float sb = block_exp_max<true>(in + b, park + b, n, m, bm);
         bmax[nb] = m;
-        if (bm > m) {
-          if (bm - m > one_pass_max_jump) {
-            load_block(in + b, 1, buf, n);
-            sum = sum * std::exp(m - bm) + block_store_exp(buf, park + b, n, bm);
-            bmax[nb] = bm;
-          } else {
-            sum = (sum + sb) * std::exp(m - bm);
-          }
-          m = bm;
-        } else {
-          sum += sb;
-        }
+        if (fold_block_sum(sum, m, sb, bm, [&](float mx) {
+              load_block(in + b, 1, buf, n);
+              return block_store_exp(buf, park + b, n, mx);
+            }))
+          bmax[nb] = bm;
         continue;
       }
     }
@@ -642,17 +642,8 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
       float bm;
       const float sb = block_exp_max<true>(src, park + b, n, m, bm);
       bmax[nb] = m;
-      if (bm > m) {
-        if (bm - m > one_pass_max_jump) { // rare: re-park the block against its own max
-          sum = sum * std::exp(m - bm) + block_store_exp(src, park + b, n, bm);
-          bmax[nb] = bm;
-        } else {
-          sum = (sum + sb) * std::exp(m - bm);
-        }
-        m = bm;
-      } else {
-        sum += sb;
-      }
+      if (fold_block_sum(sum, m, sb, bm, [&](float mx) { return block_store_exp(src, park + b, n, mx); }))
+        bmax[nb] = bm; // rare: the block was re-parked against its own max
       continue;
     }
     const float bm = block_max(src, n); // until the first finite max: two passes
