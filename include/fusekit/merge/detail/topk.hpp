@@ -365,6 +365,20 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
     t.ties_before[static_cast<std::size_t>(nblocks)] = acc;
   };
 
+  // threshold = the k-th largest key; `keys` holds every key in its range and `above` keys lie above that
+  // range: counts the keys above and at the threshold to get the tie quota
+  auto set_threshold = [](block_topk& t, std::uint32_t threshold, const std::vector<std::uint32_t>& keys,
+                          std::int64_t above) {
+    t.threshold = threshold;
+    std::int64_t greater = above, equal = 0;
+    for (std::uint32_t x : keys) {
+      greater += x > threshold;
+      equal += x == threshold;
+    }
+    t.ties_to_keep = t.k - greater;
+    t.keep_all_ties = t.ties_to_keep == equal;
+  };
+
   // ---- resolve each request ----------------------------------------------------------------------------
   std::vector<std::uint32_t> keys_tmp;
   for (std::size_t r = 0; r < R; ++r) {
@@ -416,14 +430,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         if (cum < t.k && t.k <= cum + cnt) {
           const std::int64_t want = t.k - cum; // want-th largest in this range
           std::nth_element(keys_tmp.begin(), keys_tmp.begin() + (want - 1), keys_tmp.end(), std::greater<>());
-          t.threshold = keys_tmp[static_cast<std::size_t>(want - 1)];
-          std::int64_t greater = cum, equal = 0;
-          for (std::uint32_t x : keys_tmp) {
-            greater += x > t.threshold;
-            equal += x == t.threshold;
-          }
-          t.ties_to_keep = t.k - greater;
-          t.keep_all_ties = t.ties_to_keep == equal;
+          set_threshold(t, keys_tmp[static_cast<std::size_t>(want - 1)], keys_tmp, cum);
           if (!t.keep_all_ties) {
             std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
             for (std::int64_t w = 0; w < workers; ++w)
@@ -456,14 +463,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         keys_tmp[static_cast<std::size_t>(e)] = key_at(st, e);
       std::vector<std::uint32_t> sorted = keys_tmp;
       std::nth_element(sorted.begin(), sorted.begin() + (t.k - 1), sorted.end(), std::greater<>());
-      t.threshold = sorted[static_cast<std::size_t>(t.k - 1)];
-      std::int64_t greater = 0, equal = 0;
-      for (std::uint32_t x : keys_tmp) {
-        greater += x > t.threshold;
-        equal += x == t.threshold;
-      }
-      t.ties_to_keep = t.k - greater;
-      t.keep_all_ties = t.ties_to_keep == equal;
+      set_threshold(t, sorted[static_cast<std::size_t>(t.k - 1)], keys_tmp, 0);
       if (!t.keep_all_ties) {
         std::vector<std::int32_t> per_block(static_cast<std::size_t>(nblocks), 0);
         for (std::int64_t e = 0; e < n; ++e)
