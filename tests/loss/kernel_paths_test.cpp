@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -168,4 +169,67 @@ BOOST_AUTO_TEST_CASE(fused_ce_in_place_is_deterministic_across_threads) {
   BOOST_TEST(std::memcmp(a.data(), c.data(), a.size() * sizeof(fk::bf16)) == 0);
 }
 
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+// The fused fusion-loss kernel writing a 16-bit gradient (scale and narrow in one sweep from the parked
+// row, label and sparse positions redone) gives exactly the float gradient of the same call narrowed
+// to the 16-bit type, including sparse ids that repeat or coincide with the label, blocks without any,
+// separate and streaming (large, non-aliasing) outputs and the in-place gradient.
+template <class T> void narrow_fused_matches_float(std::int64_t N, std::int64_t V) {
+  const auto zs = store_as<T>(tricky_rows(N, V, 2024 + static_cast<std::uint64_t>(N)));
+  std::vector<std::int64_t> y(static_cast<std::size_t>(N));
+  fk::dist::sparse_target<float> tg(V);
+  std::mt19937_64 g(11);
+  for (std::int64_t t = 0; t < N; ++t) {
+    const std::int64_t lab = V - 1 - (t * 37) % ((V - 1) % 1024 + 1);
+    y[static_cast<std::size_t>(t)] = t % 9 == 4 ? -100 : lab;
+    if (t % 11 == 7) {
+      tg.push_empty_row();
+      continue;
+    }
+    // rows t % 5 == 2 start with −inf blocks: their ids stay in the last block (a −inf target logit is an error)
+    const std::int64_t last = (V - 1) / 1024 * 1024;
+    auto any_id = [&](std::int64_t lo) {
+      const std::int64_t from = t % 5 == 2 ? last : lo;
+      return static_cast<std::int32_t>(from + static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(V - from)));
+    };
+    std::vector<std::int32_t> ids{static_cast<std::int32_t>(lab), any_id(0), static_cast<std::int32_t>(lab),
+                                  any_id(V - 1000), static_cast<std::int32_t>(V - 1)};
+    std::vector<float> ps{0.3f, 0.25f, 0.2f, 0.15f, 0.1f};
+    tg.push_row(ids, ps);
+  }
+  fk::logits_batch<T> b{.logits = fk::host_view(static_cast<const T*>(zs.data()), M2{N, V}),
+                        .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
+  const fk::fusion_loss loss{.lm_weight = 0.7};
+  std::vector<float> gf(static_cast<std::size_t>(N * V));
+  std::vector<T> g16(static_cast<std::size_t>(N * V));
+  const auto rf = fk::fusion_loss_and_grad(fk::exec::par, loss, b, tg.view(), fk::host_view(gf.data(), M2{N, V}));
+  const auto r16 = fk::fusion_loss_and_grad(fk::exec::par, loss, b, tg.view(), fk::host_view(g16.data(), M2{N, V}));
+  BOOST_TEST(rf.loss == r16.loss);
+  std::int64_t mismatches = 0;
+  for (std::size_t i = 0; i < gf.size(); ++i)
+    if (std::bit_cast<std::uint16_t>(fk::from_compute<T>(gf[i])) != std::bit_cast<std::uint16_t>(g16[i]) &&
+        ++mismatches <= 5)
+      BOOST_TEST_MESSAGE("element " << i << ": " << gf[i] << " vs " << static_cast<float>(g16[i]));
+  BOOST_TEST(mismatches == 0, "N " << N << " V " << V << ": " << mismatches << " elements differ");
+  // in place: the gradient over the logits themselves equals the separate 16-bit output
+  std::vector<T> zi = zs;
+  fk::logits_batch<T> bi{.logits = fk::host_view(static_cast<const T*>(zi.data()), M2{N, V}),
+                         .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
+  const auto ri = fk::fusion_loss_and_grad(fk::exec::par, loss, bi, tg.view(), fk::host_view(zi.data(), M2{N, V}));
+  BOOST_TEST(ri.loss == r16.loss);
+  BOOST_TEST(std::memcmp(zi.data(), g16.data(), zi.size() * sizeof(T)) == 0);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(loss_kernel_paths_narrow)
+BOOST_AUTO_TEST_CASE(fused_bf16_gradient_equals_narrowed_float) { narrow_fused_matches_float<fk::bf16>(23, 3001); }
+BOOST_AUTO_TEST_CASE(fused_fp16_gradient_equals_narrowed_float) { narrow_fused_matches_float<fk::fp16>(23, 3001); }
+// ≥ stream_min_bytes of 16-bit output: the streaming variant
+BOOST_AUTO_TEST_CASE(fused_bf16_streaming_gradient_equals_narrowed_float) {
+  narrow_fused_matches_float<fk::bf16>(fk::detail::stream_min_bytes / (2 * 5000) + 5, 5000);
+}
 BOOST_AUTO_TEST_SUITE_END()

@@ -591,6 +591,45 @@ FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int
   return s;
 }
 
+/// dst[j] = T(f·src[j]) for a 16-bit T, rounded to nearest even like narrow_from_float. `f` must be
+/// finite and `src` free of NaN (parked e^{z − m} values), so no NaN lane can arise and the NaN
+/// handling of narrow_from_float is skipped; ±inf still rounds to ±inf.
+template <class T>
+FUSEKIT_FORCEINLINE void block_scale_narrow(const float* src, float f, T* dst, std::int64_t n) noexcept {
+  static_assert(std::is_same_v<T, bf16> || std::is_same_v<T, fp16>);
+  std::int64_t j = 0;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+  const __m256 vf = _mm256_set1_ps(f);
+  if constexpr (std::is_same_v<T, bf16>) {
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    for (const std::int64_t nv = n - n % 16; j < nv; j += 16) {
+      __m256i r[2];
+      for (int q = 0; q < 2; ++q) {
+        const __m256i u = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j + 8 * q), vf));
+        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+        r[q] = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
+      }
+      // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j),
+                          _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8));
+    }
+  } else {
+#if defined(__F16C__)
+    for (const std::int64_t nv = n - n % 8; j < nv; j += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j),
+                       _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(src + j), vf),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  }
+#endif
+  if (j < n) {
+    alignas(64) float tmp[row_block];
+    for (std::int64_t q = j; q < n; ++q)
+      tmp[q - j] = src[q] * f;
+    narrow_from_float(tmp, dst + j, n - j);
+  }
+}
+
 /// Loss-and-gradient for one row with one exp per element instead of two. Pass 1 streams the row
 /// once (online log-sum-exp over blocks) and parks e^{z − m_b} in the float row `park` together with
 /// each block's running max m_b; pass 2 (from cache) turns it into
@@ -664,10 +703,46 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
   if (!std::isfinite(r.lse))
     return r; // the caller reports the row; `out` holds partial values
   nb = 0;
+  using OU = std::remove_cv_t<O>;
   for (std::int64_t b = 0; b < V; b += row_block, ++nb) {
     const std::int64_t n = std::min(row_block, V - b);
     const float f = bmax[nb] == ninf ? 0.0f : c * std::exp(bmax[nb] - r.lse);
     float* o = park + b;
+    const bool separate = static_cast<void*>(o) != static_cast<void*>(out + b * s_out);
+    if constexpr (std::is_same_v<OU, bf16> || std::is_same_v<OU, fp16>) {
+      // 16-bit contiguous output: scale and narrow in one sweep from the parked row (no float
+      // write-back, no NaN lanes to handle), then redo the few label / sparse positions of the block
+      if (separate && s_out == 1 && std::isfinite(f)) {
+        alignas(64) OU tmp[row_block];
+        OU* w = streaming ? tmp : out + b; // streaming: narrowed in cache, then non-temporal stores
+        block_scale_narrow(o, f, w, n);
+        // the positions of the label and the sparse entries, each once (ids may repeat)
+        auto each_position = [&](auto&& fn) {
+          if (label >= b && label < b + n)
+            fn(label - b);
+          for (std::int64_t k = 0; k < nsparse; ++k) {
+            const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+            bool seen = id < b || id >= b + n || id == label;
+            for (std::int64_t q = 0; q < k && !seen; ++q)
+              seen = static_cast<std::int64_t>(sparse_ids[q]) == id;
+            if (!seen)
+              fn(id - b);
+          }
+        };
+        each_position([&](std::int64_t j) { o[j] *= f; }); // then the same updates as the general path
+        if (label >= b && label < b + n)
+          o[label - b] -= g_label;
+        for (std::int64_t k = 0; k < nsparse; ++k) {
+          const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+          if (id >= b && id < b + n)
+            o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
+        }
+        each_position([&](std::int64_t j) { w[j] = from_compute<OU>(o[j]); });
+        if (streaming)
+          stream_copy(out + b, tmp, static_cast<std::size_t>(n) * sizeof(OU));
+        continue;
+      }
+    }
     FUSEKIT_LOSS_SIMD
     for (std::int64_t j = 0; j < n; ++j)
       o[j] *= f;
@@ -678,7 +753,7 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
       if (id >= b && id < b + n)
         o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
     }
-    if (static_cast<void*>(o) != static_cast<void*>(out + b * s_out))
+    if (separate)
       store_block(out + b * s_out, s_out, o, n, false, streaming);
   }
   if (streaming)
