@@ -92,6 +92,13 @@ BOOST_AUTO_TEST_CASE(schema_errors_name_the_key) {
   expect_error("merge_method: ties\nmodels:\n  - model: m\nmodules: {}\n", {"'modules'", "not supported"});
   expect_error("merge_method: ties\nmodels: [ {model: m\n", {"invalid YAML"});
   expect_error("- a\n- b\n", {"must be a YAML mapping"});
+  // found by the fuzz target tests/io/fuzz_text_parsers.cpp: a non-string mapping key used to escape as a
+  // yaml-cpp exception, and a huge layer_range end was cast to int (undefined behaviour)
+  expect_error("{{}: 1}\n", {"a mapping key must be a plain string, got a mapping"});
+  expect_error("merge_method: ties\nmodels:\n  - model: m\n    parameters: {? [a]: 1}\n",
+               {"'models[0].parameters'", "a mapping key must be a plain string, got a list"});
+  expect_error("merge_method: x\nslices:\n  - sources:\n      - {model: m, layer_range: [0, 4e103]}\n",
+               {"'slices[0].sources[0].layer_range'", "at most 2147483647"});
 }
 
 BOOST_AUTO_TEST_CASE(validation_against_the_registry) {

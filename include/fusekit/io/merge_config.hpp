@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -161,6 +162,14 @@ inline std::string node_kind(const YAML::Node& n) {
   }
 }
 
+/// The text of a mapping key; `where` is the mapping's key path in messages. YAML allows lists and
+/// mappings as keys (`? [a, b]: 1`, `{{}: 1}`); a configuration never uses them.
+inline std::string map_key(std::string_view file, const std::string& where, const YAML::Node& k) {
+  if (!k.IsScalar())
+    config_error(file, where, &k, "a mapping key must be a plain string, got " + node_kind(k));
+  return k.Scalar();
+}
+
 inline std::optional<param_scalar> scalar_value(const YAML::Node& n) {
   if (!n.IsScalar())
     return std::nullopt;
@@ -226,7 +235,7 @@ inline parameter_setting parse_setting(std::string_view file, const std::string&
     param_entry pe;
     bool has_value = false;
     for (auto it = e.begin(); it != e.end(); ++it) {
-      const std::string f = it->first.as<std::string>();
+      const std::string f = map_key(file, k, it->first);
       if (f == "filter") {
         pe.filter = scalar_string(file, k + ".filter", it->second);
       } else if (f == "value") {
@@ -250,7 +259,7 @@ inline parameter_map parse_parameters(std::string_view file, const std::string& 
   if (!n.IsMap())
     config_error(file, key, &n, "must be a mapping of parameter names to values, got " + node_kind(n));
   for (auto it = n.begin(); it != n.end(); ++it) {
-    const std::string name = it->first.as<std::string>();
+    const std::string name = map_key(file, key, it->first);
     const std::string k = key + "." + name;
     if (m.count(name))
       config_error(file, k, &n, "given twice");
@@ -272,7 +281,7 @@ inline model_source parse_source(std::string_view file, const std::string& key, 
   s.key = key;
   bool has_model = false;
   for (auto it = n.begin(); it != n.end(); ++it) {
-    const std::string f = it->first.as<std::string>();
+    const std::string f = map_key(file, key, it->first);
     if (f == "model") {
       s.model = scalar_string(file, key + ".model", it->second);
       check_model_ref(file, key + ".model", it->second, s.model);
@@ -284,8 +293,11 @@ inline model_source parse_source(std::string_view file, const std::string& key, 
       auto a = r.IsSequence() && r.size() == 2 ? scalar_value(r[0]) : std::nullopt;
       auto b = r.IsSequence() && r.size() == 2 ? scalar_value(r[1]) : std::nullopt;
       if (!a || !b || a->is_bool || b->is_bool || a->number != std::floor(a->number) ||
-          b->number != std::floor(b->number) || a->number < 0 || b->number < a->number)
-        config_error(file, key + ".layer_range", &r, "must be [start, end) with 0 <= start <= end integers");
+          b->number != std::floor(b->number) || a->number < 0 || b->number < a->number ||
+          b->number > static_cast<double>(std::numeric_limits<int>::max()))
+        config_error(file, key + ".layer_range", &r,
+                     "must be [start, end) with 0 <= start <= end integers (at most " +
+                         std::to_string(std::numeric_limits<int>::max()) + ")");
       s.layer_range = std::pair<int, int>(static_cast<int>(a->number), static_cast<int>(b->number));
     } else {
       config_error(file, key + "." + f, &n,
@@ -304,8 +316,13 @@ inline model_source parse_source(std::string_view file, const std::string& key, 
 
 /// Parses a mergekit YAML configuration from `text`; `file` names it in messages. Checks the schema
 /// (known keys, types, exactly one of models/slices); method-specific checks are in validate().
-inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file = "<config>") {
-  using detail::config_error;
+inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file = "<config>");
+
+namespace detail {
+inline merge_config parse_merge_config_tree(const YAML::Node& root, const std::filesystem::path& file);
+} // namespace detail
+
+inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file) {
   const std::string f = file.string();
   YAML::Node root;
   try {
@@ -313,13 +330,26 @@ inline merge_config parse_merge_config(const std::string& text, const std::files
   } catch (const YAML::Exception& e) {
     throw_error(errc::parse_error, f + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
+  try {
+    return detail::parse_merge_config_tree(root, file);
+  } catch (const YAML::Exception& e) {
+    // a node access the checks above did not foresee: still an error that names the file and line
+    throw_error(errc::parse_error,
+                f + (e.mark.is_null() ? std::string() : ":" + std::to_string(e.mark.line + 1)) + ": " + e.msg);
+  }
+}
+
+/// The schema checks of parse_merge_config on a loaded YAML tree.
+inline merge_config detail::parse_merge_config_tree(const YAML::Node& root, const std::filesystem::path& file) {
+  using detail::config_error;
+  const std::string f = file.string();
   if (!root.IsMap())
     config_error(f, "", &root, "a merge configuration must be a YAML mapping, got " + detail::node_kind(root));
   merge_config c;
   c.source_file = file;
   bool has_method = false;
   for (auto it = root.begin(); it != root.end(); ++it) {
-    const std::string key = it->first.as<std::string>();
+    const std::string key = detail::map_key(f, "", it->first);
     const YAML::Node v = it->second;
     if (key == "merge_method") {
       c.merge_method = detail::scalar_string(f, key, v);
@@ -343,7 +373,7 @@ inline merge_config parse_merge_config(const std::string& text, const std::files
         slice_definition sd;
         sd.key = sk;
         for (auto jt = s.begin(); jt != s.end(); ++jt) {
-          const std::string k2 = jt->first.as<std::string>();
+          const std::string k2 = detail::map_key(f, sk, jt->first);
           if (k2 == "sources") {
             if (!jt->second.IsSequence() || jt->second.size() == 0)
               config_error(f, sk + ".sources", &s, "must be a non-empty list");
@@ -379,7 +409,7 @@ inline merge_config parse_merge_config(const std::string& text, const std::files
       if (!v.IsMap())
         config_error(f, key, &v, "must be a mapping with 'source'");
       for (auto jt = v.begin(); jt != v.end(); ++jt) {
-        const std::string k2 = jt->first.as<std::string>();
+        const std::string k2 = detail::map_key(f, key, jt->first);
         if (k2 == "source") {
           const std::string s = detail::scalar_string(f, "tokenizer.source", jt->second);
           if (s == "union")

@@ -55,7 +55,7 @@ inline prompt_samples parse_prompt_line(const std::string& text, std::int64_t li
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) { // parse_error, and out_of_range for a number beyond double (1e999)
     throw_error(errc::parse_error, where + ":" + std::to_string(line) + ": invalid JSON (" + e.what() + ")");
   }
   if (!j.is_object())
