@@ -61,6 +61,13 @@ expect_fail "mismatched shapes" "'other/narrow' has shape [16], model 'demo/base
 mkdir -p broken && cp demo/math/config.json broken/ && head -c 1000 demo/math/model.safetensors >broken/model.safetensors
 cfg truncated.yml $'merge_method: ties\nbase_model: demo/base\nmodels:\n  - model: broken\n    parameters: {weight: 1}'
 expect_fail "truncated input" "broken/model.safetensors" -- "$fk" merge truncated.yml out_fail
+rm -rf badcfg && cp -r demo/base badcfg && python3 - <<'PY'
+import json
+c = json.load(open("badcfg/config.json")); c["tie_word_embeddings"] = "yes"
+json.dump(c, open("badcfg/config.json", "w"))
+PY
+cfg badcfg.yml $'merge_method: ties\nbase_model: badcfg\nmodels:\n  - model: demo/math\n    parameters: {weight: 1}'
+expect_fail "config.json field of the wrong type" "badcfg/config.json: tie_word_embeddings must be true or false" -- "$fk" merge badcfg.yml out_fail
 python3 - <<'PY'
 import json, os, struct
 os.makedirs("fp8", exist_ok=True)

@@ -138,7 +138,12 @@ std::optional<std::string> output_config_json(const merge_plan& plan, const mode
                     std::to_string(*plan.vocab_rows));
     j["vocab_size"] = *plan.vocab_rows;
   }
-  const bool tied_cfg = j.value("tie_word_embeddings", true);
+  bool tied_cfg = true; // transformers' default
+  if (const auto tw = j.find("tie_word_embeddings"); tw != j.end() && !tw->is_null()) {
+    FUSEKIT_EXPECTS(tw->is_boolean(), parse_error,
+                    p.string() + ": tie_word_embeddings must be true or false, got " + tw->dump());
+    tied_cfg = tw->get<bool>();
+  }
   if (plan.vocab_rows) {
     if (plan.has_lm_head && tied_cfg) {
       notes.push_back("the output has its own lm_head.weight: config.json tie_word_embeddings set to false");
@@ -328,6 +333,15 @@ int run_merge(const merge_args& a) {
   const merge_plan plan = plan_merge(cfg, models);
   for (const auto& w : plan.warnings)
     std::cerr << "fusekit merge: warning: " << w << "\n";
+  // the output's config.json is derived from the plan alone: a malformed one fails before any tensor work
+  std::vector<std::string> notes;
+  dtype main_type = plan.tensors.empty() ? dtype::bf16 : plan.tensors.front().out_type;
+  for (const auto& tp : plan.tensors)
+    if (is_mergeable_float(tp.out_type)) {
+      main_type = tp.out_type;
+      break;
+    }
+  const std::optional<std::string> config_json = output_config_json(plan, models, main_type, notes);
   if (a.dry_run) {
     print_plan(plan, models, std::cout);
     return 0;
@@ -372,15 +386,8 @@ int run_merge(const merge_args& a) {
   bar.finish();
 
   // 4. config.json, tokenizer, the config itself; then the atomic renames.
-  std::vector<std::string> notes;
-  dtype main_type = plan.tensors.empty() ? dtype::bf16 : plan.tensors.front().out_type;
-  for (const auto& tp : plan.tensors)
-    if (is_mergeable_float(tp.out_type)) {
-      main_type = tp.out_type;
-      break;
-    }
-  if (auto cj = output_config_json(plan, models, main_type, notes))
-    writer.stage_file("config.json", *cj);
+  if (config_json)
+    writer.stage_file("config.json", *config_json);
   const fs::path tok_dir = fs::is_directory(models.paths[plan.tokenizer_model]) ? models.paths[plan.tokenizer_model]
                                                                                : models.paths[plan.tokenizer_model].parent_path();
   std::size_t copied = 0;
