@@ -407,6 +407,11 @@ BOOST_AUTO_TEST_CASE(hf_loader_minimal_and_errors) {
                errc::parse_error, "used by both");
   expect_error([&] { (void)load_hf_vocabulary(temp_file("neg.json", R"({"model": {"vocab": {"a": -3}}})"), {.ignore_config = true}); },
                errc::parse_error, "out of range");
+  // one huge id would size every dense table (found by tests/io/fuzz_text_parsers.cpp: 20M-entry vocabulary)
+  expect_error([&] { (void)load_hf_vocabulary(temp_file("huge.json", R"({"model": {"vocab": {"a": 0, "b": 1999999999}}})"), {.ignore_config = true}); },
+               errc::parse_error, "id 1999999999 out of range [0, 16777216)");
+  expect_error([&] { (void)load_hf_vocabulary(temp_file("huge_added.json", R"({"model": {"vocab": {"a": 0}}, "added_tokens": [{"id": 16777216, "content": "b"}]})"), {.ignore_config = true}); },
+               errc::parse_error, "added_tokens[0]");
   expect_error([&] { (void)load_hf_vocabulary("/nonexistent/tokenizer.json"); }, errc::io_error, "/nonexistent/tokenizer.json");
   expect_error([&] { (void)load_hf_vocabulary(temp_file("special.json", R"({"model": {"vocab": {"a": 0}}, "added_tokens": [{"id": 1, "content": "b", "special": "yes"}]})"), {.ignore_config = true}); },
                errc::parse_error, "special.json");

@@ -104,6 +104,11 @@ inline std::string json_string_or_empty(const nlohmann::json& c, const char* key
 
 }  // namespace detail
 
+/// Largest token id + 1 accepted from a tokenizer.json. Ids index dense tables (the vocabulary, mappings,
+/// count matrices), so one stray huge id would allocate gigabytes; real vocabularies stay below ~300,000
+/// (Gemma 3: 262,144) and 2^24 leaves ample room.
+inline constexpr std::int64_t max_token_id = std::int64_t{1} << 24;
+
 namespace detail {
 inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer_json, const hf_load_options& options) {
   const std::string file = tokenizer_json.string();
@@ -170,8 +175,9 @@ inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer
 
   // ---- model vocabulary
   auto add_model_token = [&](std::int64_t id, std::string s, const std::string& where) {
-    FUSEKIT_EXPECTS(id >= 0 && id < (std::int64_t{1} << 31), parse_error,
-                    "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range");
+    FUSEKIT_EXPECTS(id >= 0 && id < max_token_id, parse_error,
+                    "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range [0, " +
+                        std::to_string(max_token_id) + ")");
     if (id < v.size() && v.contains(id))
       throw_error(errc::parse_error, "'" + file + "': " + where + ": id " + std::to_string(id) +
                                          " used by both '" + v.raw(id) + "' and '" + s + "'");
@@ -206,8 +212,9 @@ inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer
                           t["content"].is_string(),
                       parse_error, "'" + file + "': " + where + " needs an integer 'id' and a string 'content'");
       const std::int64_t id = t["id"].get<std::int64_t>();
-      FUSEKIT_EXPECTS(id >= 0 && id < (std::int64_t{1} << 31), parse_error,
-                      "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range");
+      FUSEKIT_EXPECTS(id >= 0 && id < max_token_id, parse_error,
+                      "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range [0, " +
+                          std::to_string(max_token_id) + ")");
       const bool special = t.value("special", false);
       std::string content = t["content"].get<std::string>();
       if (v.contains(id) && v.raw(id) == content) {  // already in the model vocabulary
