@@ -514,6 +514,21 @@ row_stats<C> row_forward_dispatch(const T* row, std::int64_t V, std::int64_t s, 
                      : row_forward<C, false, false, true>(row, V, s, label, topk);
 }
 
+/// dst[j − b] −= g_label at the label and −= sparse_scale·w_k at each sparse id (in order) that falls in
+/// the block [b, b + n): the one-hot terms of every gradient writer below.
+template <class C, class Idx, class W>
+FUSEKIT_FORCEINLINE void subtract_onehots(C* dst, std::int64_t b, std::int64_t n, std::int64_t label, C g_label,
+                                          const Idx* sparse_ids, const W* sparse_w, std::int64_t nsparse,
+                                          C sparse_scale) noexcept {
+  if (label >= b && label < b + n)
+    dst[label - b] -= g_label;
+  for (std::int64_t k = 0; k < nsparse; ++k) {
+    const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
+    if (id >= b && id < b + n)
+      dst[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
+  }
+}
+
 /// Writes grad = c·softmax(z) − g_label·onehot(label) − Σ_i w_i·onehot(id_i) over a row, with
 /// softmax = e^{z − lse}. `label` outside [0,V) adds nothing; sparse entries (ids, weights, count)
 /// optional. `in` and `out` may be the same row (in-place). `streaming` (only for an `out` that does
@@ -551,13 +566,7 @@ void row_backward(const T* in, std::int64_t s_in, O* out, std::int64_t s_out, st
       }
       block_scale_exp(src, dst, n, lse, c);
     }
-    if (label >= b && label < b + n)
-      dst[label - b] -= g_label;
-    for (std::int64_t k = 0; k < nsparse; ++k) {
-      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
-      if (id >= b && id < b + n)
-        dst[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
-    }
+    subtract_onehots(dst, b, n, label, g_label, sparse_ids, sparse_w, nsparse, sparse_scale);
     if (dst == buf)
       store_block(out + b * s_out, s_out, buf, n, accumulate, streaming);
   }
@@ -730,13 +739,7 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
           }
         };
         each_position([&](std::int64_t j) { o[j] *= f; }); // then the same updates as the general path
-        if (label >= b && label < b + n)
-          o[label - b] -= g_label;
-        for (std::int64_t k = 0; k < nsparse; ++k) {
-          const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
-          if (id >= b && id < b + n)
-            o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
-        }
+        subtract_onehots(o, b, n, label, g_label, sparse_ids, sparse_w, nsparse, sparse_scale);
         each_position([&](std::int64_t j) { w[j] = from_compute<OU>(o[j]); });
         if (streaming)
           stream_copy(out + b, tmp, static_cast<std::size_t>(n) * sizeof(OU));
@@ -746,13 +749,7 @@ row_stats<float> row_loss_grad_fused(const T* in, std::int64_t s_in, O* out, std
     FUSEKIT_LOSS_SIMD
     for (std::int64_t j = 0; j < n; ++j)
       o[j] *= f;
-    if (label >= b && label < b + n)
-      o[label - b] -= g_label;
-    for (std::int64_t k = 0; k < nsparse; ++k) {
-      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
-      if (id >= b && id < b + n)
-        o[id - b] -= sparse_scale * static_cast<float>(to_compute(sparse_w[k]));
-    }
+    subtract_onehots(o, b, n, label, g_label, sparse_ids, sparse_w, nsparse, sparse_scale);
     if (separate)
       store_block(out + b * s_out, s_out, o, n, false, streaming);
   }
@@ -800,13 +797,7 @@ void row_backward_two(const T* in, std::int64_t s_in, O* out, std::int64_t s_out
     block_scale_exp(buf, buf, n, lse1, c1);
     for (std::int64_t j = 0; j < n; ++j)
       buf[j] += tmp[j];
-    if (label >= b && label < b + n)
-      buf[label - b] -= g_label;
-    for (std::int64_t k = 0; k < nsparse; ++k) {
-      const std::int64_t id = static_cast<std::int64_t>(sparse_ids[k]);
-      if (id >= b && id < b + n)
-        buf[id - b] -= sparse_scale * static_cast<C>(to_compute(sparse_w[k]));
-    }
+    subtract_onehots(buf, b, n, label, g_label, sparse_ids, sparse_w, nsparse, sparse_scale);
     store_block(out + b * s_out, s_out, buf, n, accumulate);
   }
 }
