@@ -131,10 +131,10 @@ struct sce {
       }
     }
 
-    // Loads the J task vectors of a block into d (rows of blk), applying the selection mask when
-    // `masked`; keep receives the mask.
+    // Loads the J task vectors of a block into d (rows of blk) and the selection mask into keep (the callers
+    // apply it, fused with their first use of the deltas).
     auto load_deltas = [&](std::int64_t bi, std::int64_t b, std::int64_t len, float* bb, float* d, float* keep,
-                           float* var, std::uint32_t* keys, float* tmp, bool masked) {
+                           float* var, std::uint32_t* keys, float* tmp) {
       if (select && sel.k > 0 && sel.k < n) {
         variance(b, len, bb, d, var, tmp);
         FUSEKIT_PRAGMA_SIMD
@@ -152,25 +152,52 @@ struct sce {
         }
         std::fill(keep, keep + len, sel.k > 0 ? 1.0f : 0.0f);
       }
-      if (masked)
-        for (std::size_t j = 0; j < J; ++j) {
-          float* dj = d + j * static_cast<std::size_t>(blk);
-          FUSEKIT_PRAGMA_SIMD
-          for (std::int64_t e = 0; e < len; ++e)
-            dj[e] *= keep[e];
-        }
     };
+
+    // Prefetch hint for the inputs of the block after the one ending at e (the next block of this worker,
+    // except at the end of its range): its memory traffic overlaps this block's arithmetic.
+    auto prefetch_next = [&](std::int64_t e) {
+      if (e >= n)
+        return;
+      const std::int64_t len = std::min(blk, n - e);
+      b_io.prefetch(e, len);
+      for (std::size_t j = 0; j < J; ++j)
+        in.prefetch(j, e, len);
+    };
+
+    // Every element selected: the mask is all ones and 1·Δ = Δ, so the mask products can be skipped.
+    const bool keep_all = !select || sel.k >= n;
 
     // ---- calculate: c_j = mean(Δsel²) ---------------------------------------------------------------------
     const std::size_t sf = static_cast<std::size_t>(blk) * (J + 6);
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * J, 0.0);
     for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
+      prefetch_next(e);
+      if (keep_all) {
+        // every element selected (select_topk 1): the delta feeds the sum of squares directly, one model at a
+        // time, without storing it (the same values and lane order as Δsel = 1·Δ below)
+        float* bb = s;
+        float* x = s + blk;
+        b_io.load(b, len, bb);
+        for (std::size_t j = 0; j < J; ++j) {
+          in.load(j, b, len, x);
+          partial[static_cast<std::size_t>(bi) * J + j] = lane_sum(len, [&](std::int64_t q) {
+            const float dq = x[q] - bb[q];
+            return dq * dq;
+          });
+        }
+        return;
+      }
       float* d = s + 6 * blk;
-      load_deltas(bi, b, len, s, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), s + 4 * blk, true);
+      float* keep = s + blk;
+      load_deltas(bi, b, len, s, d, keep, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), s + 4 * blk);
       for (std::size_t j = 0; j < J; ++j) {
         const float* dj = d + j * static_cast<std::size_t>(blk);
-        partial[static_cast<std::size_t>(bi) * J + j] = lane_sum(len, [&](std::int64_t q) { return dj[q] * dj[q]; });
+        partial[static_cast<std::size_t>(bi) * J + j] = lane_sum(len, [&](std::int64_t q) {
+          const float t = dj[q] * keep[q]; // Δsel
+          return t * t;
+        });
       }
     });
     const auto c = sum_blocks(partial, J);
@@ -183,29 +210,17 @@ struct sce {
 
     // ---- erase + merge --------------------------------------------------------------------------------
     const bool masked_merge = variant == sce_variant::mergekit;
-    for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
-      const std::int64_t len = e - b;
-      float* bb = s;
-      float* S = s + 4 * blk;
-      float* den = s + 5 * blk;
-      float* d = s + 6 * blk;
-      load_deltas(bi, b, len, bb, d, s + blk, s + 2 * blk, reinterpret_cast<std::uint32_t*>(s + 3 * blk), S,
-                  masked_merge);
-      float* num = s + 2 * blk; // var scratch is free now
-      std::fill(S, S + len, 0.0f);
+    // Elected sign, disjoint weighted mean and store of elements [b, b+len), given their base values bb and
+    // the J task vectors Δuse (row j at d + j·dstride) with their sum in S.
+    auto erase_merge = [&](std::int64_t b, std::int64_t len, const float* bb, const float* d, std::size_t dstride,
+                           float* S, float* num, float* den) {
       std::fill(num, num + len, 0.0f);
       std::fill(den, den + len, 0.0f);
-      for (std::size_t j = 0; j < J; ++j) {
-        const float* dj = d + j * static_cast<std::size_t>(blk);
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t q = 0; q < len; ++q)
-          S[q] += dj[q];
-      }
       FUSEKIT_PRAGMA_SIMD
       for (std::int64_t q = 0; q < len; ++q)
         S[q] = elected_sign(S[q]); // ties → +
       for (std::size_t j = 0; j < J; ++j) {
-        const float* dj = d + j * static_cast<std::size_t>(blk);
+        const float* dj = d + j * dstride;
         const float wj = w[j];
         FUSEKIT_PRAGMA_SIMD
         for (std::int64_t q = 0; q < len; ++q) {
@@ -218,6 +233,54 @@ struct sce {
       for (std::int64_t q = 0; q < len; ++q)
         num[q] = bb[q] + num[q] / std::max(den[q], 1e-6f);
       o_io.store(b, len, num);
+    };
+    for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
+      const std::int64_t len = e - b;
+      float* bb = s;
+      float* S = s + 4 * blk;
+      float* den = s + 5 * blk;
+      float* d = s + 6 * blk;
+      float* num = s + 2 * blk; // var scratch (free once the deltas are loaded)
+      prefetch_next(e);
+      if (keep_all) {
+        // The mask is all ones: element-wise from here on, so the block is merged in sub-blocks whose J deltas
+        // stay in L1 (one loop per model: delta and its running sum).
+        const std::int64_t sub = std::min<std::int64_t>(512, blk); // the scratch holds J rows of blk
+        for (std::int64_t o = 0; o < len; o += sub) {
+          const std::int64_t m = std::min(sub, len - o);
+          b_io.load(b + o, m, bb);
+          std::fill(S, S + m, 0.0f);
+          for (std::size_t j = 0; j < J; ++j) {
+            float* dj = d + j * static_cast<std::size_t>(sub);
+            in.load(j, b + o, m, dj);
+            FUSEKIT_PRAGMA_SIMD
+            for (std::int64_t q = 0; q < m; ++q) {
+              dj[q] -= bb[q];
+              S[q] += dj[q];
+            }
+          }
+          erase_merge(b + o, m, bb, d, static_cast<std::size_t>(sub), S, num, den);
+        }
+        return;
+      }
+      float* keep = s + blk;
+      load_deltas(bi, b, len, bb, d, keep, num, reinterpret_cast<std::uint32_t*>(s + 3 * blk), S);
+      std::fill(S, S + len, 0.0f);
+      for (std::size_t j = 0; j < J; ++j) {
+        float* dj = d + j * static_cast<std::size_t>(blk);
+        if (masked_merge) {
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t q = 0; q < len; ++q) {
+            dj[q] *= keep[q];
+            S[q] += dj[q];
+          }
+        } else {
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t q = 0; q < len; ++q)
+            S[q] += dj[q];
+        }
+      }
+      erase_merge(b, len, bb, d, static_cast<std::size_t>(blk), S, num, den);
     });
   }
 };

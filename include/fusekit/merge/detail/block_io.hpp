@@ -59,6 +59,22 @@ template <class V> void load_block(const V& v, bool contiguous, std::int64_t b, 
   }
 }
 
+/// Asks for elements [b, b+len) of view `v` to be brought into the L2 cache ahead of a load_block (contiguous
+/// views only; a hint, with no effect on results). Lets the multi-pass merge loops overlap the next block's
+/// memory traffic with the current block's arithmetic.
+template <class V> FUSEKIT_FORCEINLINE void prefetch_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len) noexcept {
+#if defined(__GNUC__) && !defined(HM_NOPF)
+  if (!contiguous || len <= 0)
+    return;
+  const char* p = reinterpret_cast<const char*>(v.data() + b);
+  const char* e = reinterpret_cast<const char*>(v.data() + b + len);
+  for (; p < e; p += 64)
+    __builtin_prefetch(p, 0, 2);
+#else
+  (void)v, (void)contiguous, (void)b, (void)len;
+#endif
+}
+
 /// Output size (bytes) from which contiguous stores bypass the cache (non-temporal), as large memcpy
 /// does: the output is not read back soon, and streaming saves the read-for-ownership traffic.
 inline constexpr std::int64_t streaming_store_min_bytes = std::int64_t{8} << 20;

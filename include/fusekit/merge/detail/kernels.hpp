@@ -83,6 +83,10 @@ template <class In> struct input_set {
   void load(std::size_t i, std::int64_t b, std::int64_t len, float* dst) const noexcept {
     load_block(in[i].tensor, contiguous[i] != 0, b, len, dst);
   }
+  /// Prefetch hint for elements [b, b+len) of model i (see prefetch_block).
+  void prefetch(std::size_t i, std::int64_t b, std::int64_t len) const noexcept {
+    prefetch_block(in[i].tensor, contiguous[i] != 0, b, len);
+  }
   /// Element e (row-major linear index) of model i as a float (random access; slow path only).
   [[nodiscard]] float at(std::size_t i, std::int64_t e) const noexcept {
     return static_cast<float>(in[i].tensor.at_linear(e));
@@ -99,6 +103,7 @@ template <class V> struct view_io {
       : v(view), contiguous(view.is_contiguous()),
         streaming(view.size() * static_cast<std::int64_t>(sizeof(typename V::element_type)) >= streaming_store_min_bytes) {}
   void load(std::int64_t b, std::int64_t len, float* dst) const noexcept { load_block(v, contiguous, b, len, dst); }
+  void prefetch(std::int64_t b, std::int64_t len) const noexcept { prefetch_block(v, contiguous, b, len); }
   void store(std::int64_t b, std::int64_t len, const float* src) const noexcept {
     store_block(v, contiguous, b, len, src, streaming);
   }
