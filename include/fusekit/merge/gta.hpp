@@ -5,10 +5,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <string>
@@ -102,11 +104,22 @@ struct gta_model_plan {
 /// C = 1); keep when uniform01(seed, stream, e) < float(p(r)), i.e. when the draw's 24 bits m satisfy
 /// m < T(r) = ceil(float(p(r))·2²⁴) — T is non-decreasing in r and computed once per model.
 ///
-/// Exact ranks without sorting: a 2048-bin histogram of the magnitude keys' top bits gives every element a
-/// rank interval [P(bin), P(bin+1)); m < T(P(bin)) keeps it and m ≥ T(P(bin+1)−1) drops it whatever its
-/// rank inside the bin. Only the remaining elements (m inside the T-range of a bin: about 2ε·(bin size)/C,
-/// ~1% of them) need their exact rank, counted among the elements of their bin (a counting scatter of the
-/// row by bin). Results are identical to sorting every row.
+/// Exact ranks without sorting: a histogram of the row's magnitude keys over the row's own key range
+/// [kmin, kmax] (about one bin per column, each bin a contiguous key range) gives every element a rank
+/// interval [P(bin), P(bin+1)); m < T(P(bin)) keeps it and m ≥ T(P(bin+1)−1) drops it whatever its rank
+/// inside the bin (with AVX2 the four lookups are gathers, 8 elements at a time). Only the remaining elements
+/// (m inside the T-range of a bin: about 2ε·(bin size)/C, ~0.5% of them) need their exact rank, counted
+/// among the elements of their bin: the elements of the bins holding such an element (only those) are
+/// grouped by bin in column order. Results are identical to sorting every row.
+/// della_bit_bytes[b] holds byte t = bit t of b (8 keep flags from a movemask).
+inline constexpr auto della_bit_bytes = [] {
+  std::array<std::uint64_t, 256> t{};
+  for (std::size_t b = 0; b < 256; ++b)
+    for (std::size_t i = 0; i < 8; ++i)
+      t[b] |= static_cast<std::uint64_t>((b >> i) & 1u) << (8 * i);
+  return t;
+}();
+
 template <class P, class Base, class In>
 void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<In>& in,
                     std::vector<gta_model_plan>& plan, std::span<const merge_input<In>> inputs, std::int64_t rows,
@@ -137,13 +150,13 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
     streams[q] = model_stream(ctx.tensor_name, i);
   }
   std::vector<double> partial(static_cast<std::size_t>(rows) * D * 2, 0.0);
-  constexpr std::uint32_t bin_shift = 20; // 31-bit keys -> 2048 bins (exponent + 3 mantissa bits)
-  constexpr std::size_t bins = std::size_t{1} << (31 - bin_shift);
+  // bins of the row's key range [kmin, kmax]: about one per column (at least 256, at most 65536)
+  const std::uint32_t max_bins =
+      static_cast<std::uint32_t>(std::clamp<std::size_t>(std::bit_ceil(std::max<std::size_t>(C, 1)), 256, 65536));
   struct worker_buf {
     std::vector<float> bb, x;
-    std::vector<std::uint32_t> key, m, start, amb;
-    std::vector<std::uint64_t> seg; // (key << 32 | column), grouped by bin
-    std::vector<std::uint8_t> keep;
+    std::vector<std::uint32_t> key, m, cnt, start, amb, list, seg, where;
+    std::vector<std::uint8_t> keep, flag;
   };
   const std::int64_t workers = std::clamp<std::int64_t>(policy.concurrency(), 1, rows);
   std::vector<worker_buf> bufs(static_cast<std::size_t>(workers));
@@ -154,32 +167,75 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
     wb.x.resize(C);
     wb.key.resize(C);
     wb.m.resize(C + 4);
-    wb.start.resize(bins + 1);
+    wb.cnt.resize(max_bins + 1);
+    wb.start.resize(max_bins + 1);
+    wb.flag.assign(max_bins + 1, 0);
     wb.amb.resize(C);
+    wb.list.resize(C);
     wb.seg.resize(C);
+    wb.where.resize(C);
     wb.keep.resize(C);
     float* bb = wb.bb.data();
     float* x = wb.x.data();
     std::uint32_t* key = wb.key.data();
+    std::uint32_t* cnt = wb.cnt.data();
     std::uint32_t* R = wb.start.data();
+    std::uint8_t* flag = wb.flag.data();
     std::uint8_t* keep = wb.keep.data();
+    const auto Cu = static_cast<std::uint32_t>(C);
     for (std::int64_t row = w * per; row < std::min(rows, (w + 1) * per); ++row) {
       const std::int64_t b = row * cols;
       base.load(b, cols, bb);
+      if (cols <= 65536) { // the next row's inputs arrive while this row is ranked
+        const std::int64_t nb0 = b + cols;
+        if (nb0 < n) {
+          base.prefetch(nb0, cols);
+          for (std::size_t q = 0; q < D; ++q)
+            in.prefetch(models[q], nb0, cols);
+        }
+      }
       for (std::size_t q = 0; q < D; ++q) {
         const std::size_t i = models[q];
         in.load(i, b, cols, x);
+        std::uint32_t kmin = std::numeric_limits<std::uint32_t>::max(), kmax = 0;
         FUSEKIT_PRAGMA_SIMD
         for (std::size_t j = 0; j < C; ++j) {
           x[j] -= bb[j];
           key[j] = exec::magnitude_key(x[j]);
         }
-        // histogram -> R[bin] = first rank of the bin, R[bins] = C
-        std::fill(R, R + bins + 1, 0u);
-        for (std::size_t j = 0; j < C; ++j)
-          ++R[key[j] >> bin_shift];
-        std::uint32_t acc = 0;
-        for (std::size_t h = 0; h <= bins; ++h) {
+        for (std::size_t j = 0; j < C; ++j) { // vectorized min/max reductions
+          kmin = std::min(kmin, key[j]);
+          kmax = std::max(kmax, key[j]);
+        }
+        // bin(key) = (key − kmin) >> bs: at most max_bins bins, each a contiguous key range
+        unsigned bs = 0; // bin shift
+        while (((kmax - kmin) >> bs) >= max_bins)
+          ++bs;
+        const std::uint32_t nbins = ((kmax - kmin) >> bs) + 1;
+        // histogram -> R[bin] = first rank of the bin, R[nbins] = C
+        std::fill(R, R + nbins + 1, 0u);
+        for (std::uint32_t j = 0; j < Cu; ++j)
+          ++R[(key[j] - kmin) >> bs];
+        // exclusive prefix sums in place (AVX2: 8 bins a step, the running total kept in a register)
+        std::uint32_t h0 = 0, acc = 0;
+#if defined(__AVX2__)
+        {
+          __m256i carry = _mm256_setzero_si256();
+          const __m256i last = _mm256_set1_epi32(7);
+          for (; h0 + 8 <= nbins + 1; h0 += 8) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(R + h0));
+            __m256i x = _mm256_add_epi32(v, _mm256_slli_si256(v, 4));
+            x = _mm256_add_epi32(x, _mm256_slli_si256(x, 8)); // inclusive sums within each 128-bit half
+            const __m256i lo_total = _mm256_shuffle_epi32(x, 0xFF);
+            x = _mm256_add_epi32(x, _mm256_permute2x128_si256(lo_total, lo_total, 0x08)); // + low half's total
+            x = _mm256_add_epi32(x, carry);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(R + h0), _mm256_sub_epi32(x, v));
+            carry = _mm256_permutevar8x32_epi32(x, last);
+          }
+          acc = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(carry));
+        }
+#endif
+        for (std::uint32_t h = h0; h <= nbins; ++h) {
           const std::uint32_t c = R[h];
           R[h] = acc;
           acc += c;
@@ -187,35 +243,108 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
         fill_u24(ctx.seed, streams[q], static_cast<std::uint64_t>(b) & ~std::uint64_t{3}, cols + (b & 3), wb.m.data());
         const std::uint32_t* mm = wb.m.data() + (b & 3);
         const std::uint32_t* Tq = T[q].data();
+        std::uint32_t* amb = wb.amb.data();
         std::size_t namb = 0;
-        for (std::size_t j = 0; j < C; ++j) {
-          const std::uint32_t bin = key[j] >> bin_shift;
-          const std::uint32_t r_lo = R[bin], r_hi = R[bin + 1] - 1;
-          const bool sure_keep = mm[j] < Tq[r_lo], sure_drop = mm[j] >= Tq[r_hi];
-          keep[j] = sure_keep ? 1 : 0;
-          wb.amb[namb] = static_cast<std::uint32_t>(j);
-          namb += (!sure_keep && !sure_drop) ? 1 : 0;
+        std::uint32_t j0 = 0;
+#if defined(__AVX2__)
+        if (C < (std::size_t{1} << 31)) { // 8 elements at a time: the four lookups as gathers (signed indices)
+          const __m256i vmin = _mm256_set1_epi32(static_cast<int>(kmin));
+          const __m128i vsh = _mm_cvtsi32_si128(static_cast<int>(bs));
+          const __m256i one = _mm256_set1_epi32(1);
+          const int* Ri = reinterpret_cast<const int*>(R);
+          const int* Ti = reinterpret_cast<const int*>(Tq);
+          for (; j0 + 8 <= Cu; j0 += 8) {
+            const __m256i kv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key + j0));
+            const __m256i h = _mm256_srl_epi32(_mm256_sub_epi32(kv, vmin), vsh);
+            const __m256i lo = _mm256_i32gather_epi32(Ri, h, 4);
+            const __m256i hi = _mm256_sub_epi32(_mm256_i32gather_epi32(Ri + 1, h, 4), one);
+            const __m256i tlo = _mm256_i32gather_epi32(Ti, lo, 4);
+            const __m256i thi = _mm256_i32gather_epi32(Ti, hi, 4);
+            const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mm + j0));
+            const __m256i sk = _mm256_cmpgt_epi32(tlo, mv), may = _mm256_cmpgt_epi32(thi, mv);
+            const auto kbits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(sk)));
+            auto ubits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(sk, may))));
+            std::memcpy(keep + j0, &della_bit_bytes[kbits], 8);
+            while (ubits != 0) {
+              amb[namb++] = j0 + static_cast<std::uint32_t>(std::countr_zero(ubits));
+              ubits &= ubits - 1;
+            }
+          }
         }
-        if (namb > 0) { // exact ranks of the undecided elements: counting scatter by bin, count inside the bin
-          std::uint64_t* seg = wb.seg.data();
-          const auto Cu = static_cast<std::uint32_t>(C);
-          for (std::uint32_t j = 0; j < Cu; ++j) {
-            const std::uint32_t kj = key[j];
-            seg[R[kj >> bin_shift]++] = (static_cast<std::uint64_t>(kj) << 32) | j;
-          }
-          // R[bin] is now the end of bin `bin` = the start of bin+1; shift back
-          for (std::size_t h = bins; h-- > 0;)
-            R[h + 1] = R[h];
-          R[0] = 0;
+#endif
+        for (std::uint32_t j = j0; j < Cu; ++j) {
+          const std::uint32_t h = (key[j] - kmin) >> bs;
+          const std::uint32_t r_lo = R[h], r_hi = R[h + 1] - 1;
+          const std::uint32_t mj = mm[j];
+          const std::uint32_t sure_keep = mj < Tq[r_lo] ? 1u : 0u, maybe = mj < Tq[r_hi] ? 1u : 0u;
+          keep[j] = static_cast<std::uint8_t>(sure_keep);
+          amb[namb] = j;
+          namb += maybe & (sure_keep ^ 1u); // undecided: not surely kept, not surely dropped (branch-free)
+        }
+        if (namb > 0) {
+          // Exact ranks of the undecided elements: rank = R[bin] + the elements of its bin ordered before it
+          // by (key, column), counted among the elements of the bins that hold an undecided one ("flagged").
+          std::uint32_t* list = wb.list.data();
+          std::uint32_t* seg = wb.seg.data();
+          std::uint32_t* where = wb.where.data();
           for (std::size_t a = 0; a < namb; ++a) {
-            const std::uint32_t j = wb.amb[a];
-            const std::uint32_t bin = key[j] >> bin_shift;
-            const std::uint64_t me = (static_cast<std::uint64_t>(key[j]) << 32) | j;
-            std::uint32_t below = 0;
-            for (std::uint32_t t = R[bin]; t < R[bin + 1]; ++t)
-              below += seg[t] < me ? 1u : 0u;
-            keep[j] = mm[j] < Tq[R[bin] + below] ? 1 : 0;
+            const std::uint32_t h = (key[amb[a]] - kmin) >> bs;
+            flag[h] = 1;
+            cnt[h] = R[h]; // write cursor of the bin's segment
           }
+          if (namb <= 64) {
+            // few undecided: the keys of the flagged bins in column order (branch-free), and per undecided
+            // element a vectorized count over that list of the keys of its bin ordered before it
+            std::size_t L = 0;
+            for (std::uint32_t j = 0; j < Cu; ++j) {
+              seg[L] = key[j];
+              where[j] = static_cast<std::uint32_t>(L);
+              L += flag[(key[j] - kmin) >> bs];
+            }
+            for (std::size_t a = 0; a < namb; ++a) {
+              const std::uint32_t j = amb[a];
+              const std::uint32_t kj = key[j];
+              const std::uint32_t h = (kj - kmin) >> bs;
+              const std::uint32_t lo = kmin + (h << bs), lim = kj - lo;
+              const std::size_t pj = where[j];
+              std::uint32_t below = 0; // keys of the bin: (key − lo) ≤ lim before j, < lim after it
+              FUSEKIT_PRAGMA_SIMD
+              for (std::size_t t = 0; t < pj; ++t)
+                below += seg[t] - lo <= lim ? 1u : 0u;
+              FUSEKIT_PRAGMA_SIMD
+              for (std::size_t t = pj + 1; t < L; ++t)
+                below += seg[t] - lo < lim ? 1u : 0u;
+              keep[j] = mm[j] < Tq[R[h] + below] ? 1 : 0;
+            }
+          } else {
+            // many: the elements of the flagged bins, grouped by bin (stable), counted inside the bin
+            std::size_t L = 0;
+            for (std::uint32_t j = 0; j < Cu; ++j) {
+              list[L] = j;
+              L += flag[(key[j] - kmin) >> bs];
+            }
+            for (std::size_t t = 0; t < L; ++t) {
+              const std::uint32_t j = list[t];
+              const std::uint32_t h = (key[j] - kmin) >> bs;
+              const std::uint32_t p = cnt[h]++;
+              seg[p] = key[j];
+              where[j] = p;
+            }
+            for (std::size_t a = 0; a < namb; ++a) {
+              const std::uint32_t j = amb[a];
+              const std::uint32_t kj = key[j];
+              const std::uint32_t h = (kj - kmin) >> bs;
+              const std::uint32_t s0 = R[h], s1 = R[h + 1], pj = where[j];
+              std::uint32_t below = 0;
+              for (std::uint32_t t = s0; t < pj; ++t)
+                below += seg[t] <= kj ? 1u : 0u;
+              for (std::uint32_t t = pj + 1; t < s1; ++t)
+                below += seg[t] < kj ? 1u : 0u;
+              keep[j] = mm[j] < Tq[s0 + below] ? 1 : 0;
+            }
+          }
+          for (std::size_t a = 0; a < namb; ++a)
+            flag[(key[amb[a]] - kmin) >> bs] = 0;
         }
         // L1 sums: 8 independent fp64 accumulators (vectorizes), combined in a fixed order
         double la[8] = {}, lk[8] = {};
