@@ -668,6 +668,12 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
     auto* keys = reinterpret_cast<std::uint32_t*>(s + 7 * blk);
     float* T = s + 8 * blk; // N rows of sparsified, rescaled deltas
     float* tmp2 = T + N * static_cast<std::size_t>(blk);
+    if (e < n) { // the next block's inputs arrive while this one is merged (a hint; no effect on results)
+      const std::int64_t nlen = std::min(blk, n - e);
+      b_io.prefetch(e, nlen);
+      for (std::size_t i = 0; i < N; ++i)
+        in.prefetch(i, e, nlen);
+    }
     b_io.load(b, len, bb);
     std::fill(S, S + len, 0.0f);
     std::fill(M, M + len, 0.0f);
@@ -712,9 +718,12 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
       } else if (plan[i].kind == gta_model_plan::top && sel[plan[i].req_a].block_limit(bi, lim)) {
         fused([lim](std::int64_t, float d) { return 0u - static_cast<std::uint32_t>(exec::magnitude_key(d) >= lim); });
       } else {
-        FUSEKIT_PRAGMA_SIMD
-        for (std::int64_t j = 0; j < len; ++j)
-          tmp[j] = x[j] - bb[j];
+        const auto k = plan[i].kind;
+        if (k != gta_model_plan::della && k != gta_model_plan::random) { // those marks do not read the deltas
+          FUSEKIT_PRAGMA_SIMD
+          for (std::int64_t j = 0; j < len; ++j)
+            tmp[j] = x[j] - bb[j];
+        }
         mark(i, bi, b, len, tmp, keys, keep, tmp2);
         fused([keep](std::int64_t j, float) { return positive_mask(keep[j]); });
       }
