@@ -154,17 +154,6 @@ struct sce {
       }
     };
 
-    // Prefetch hint for the inputs of the block after the one ending at e (the next block of this worker,
-    // except at the end of its range): its memory traffic overlaps this block's arithmetic.
-    auto prefetch_next = [&](std::int64_t e) {
-      if (e >= n)
-        return;
-      const std::int64_t len = std::min(blk, n - e);
-      b_io.prefetch(e, len);
-      for (std::size_t j = 0; j < J; ++j)
-        in.prefetch(j, e, len);
-    };
-
     // Every element selected: the mask is all ones and 1·Δ = Δ, so the mask products can be skipped.
     const bool keep_all = !select || sel.k >= n;
 
@@ -173,7 +162,6 @@ struct sce {
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * J, 0.0);
     for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
-      prefetch_next(e);
       if (keep_all) {
         // every element selected (select_topk 1): the delta feeds the sum of squares directly, one model at a
         // time, without storing it (the same values and lane order as Δsel = 1·Δ below)
@@ -241,7 +229,6 @@ struct sce {
       float* den = s + 5 * blk;
       float* d = s + 6 * blk;
       float* num = s + 2 * blk; // var scratch (free once the deltas are loaded)
-      prefetch_next(e);
       if (keep_all) {
         // The mask is all ones: element-wise from here on, so the block is merged in sub-blocks whose J deltas
         // stay in L1 (one loop per model: delta and its running sum).

@@ -63,7 +63,7 @@ template <class V> void load_block(const V& v, bool contiguous, std::int64_t b, 
 /// views only; a hint, with no effect on results). Lets the multi-pass merge loops overlap the next block's
 /// memory traffic with the current block's arithmetic.
 template <class V> FUSEKIT_FORCEINLINE void prefetch_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len) noexcept {
-#if defined(__GNUC__) && !defined(HM_NOPF)
+#if defined(__GNUC__)
   if (!contiguous || len <= 0)
     return;
   const char* p = reinterpret_cast<const char*>(v.data() + b);
