@@ -167,6 +167,15 @@ BOOST_AUTO_TEST_CASE(breadcrumbs_ties_vs_reference) { sweep(breadcrumbs_ties{});
 BOOST_AUTO_TEST_CASE(della_vs_reference) { sweep(della{}); }
 BOOST_AUTO_TEST_CASE(della_linear_vs_reference) { sweep(della_linear{}); }
 
+// Long rows: bf16 deltas of a few magnitudes (tie groups of hundreds per row) leave more than 64 draws per
+// row undecided by the histogram (exact ranks via the elements grouped by bin); float rows leave a few
+// (exact ranks counted over the list of the flagged bins). Both must rank exactly as a sort.
+BOOST_AUTO_TEST_CASE(della_long_rows_vs_reference) {
+  compare_with_reference<bf16, 2>(exec::par, della{}, {2, 20000}, 2, false, 901);
+  compare_with_reference<bf16, 2>(exec::seq, della_linear{}, {2, 5003}, 3, true, 902);
+  compare_with_reference<float, 2>(exec::par, della{}, {4, 4099}, 3, false, 903);
+}
+
 BOOST_AUTO_TEST_CASE(disagreement_options_vs_reference) {
   // PEFT-style TIES: unweighted election, count divisor
   sweep(ties{.election = sign_election::unweighted, .divisor = consensus_divisor::count});
