@@ -144,7 +144,11 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
     const double lo = d - eps, span = 2.0 * eps;
     for (std::size_t r = 0; r < C; ++r) {
       const double rn = C > 1 ? static_cast<double>(r) / static_cast<double>(C - 1) : 0.5;
-      T[q][r] = u24_threshold(static_cast<float>(lo + rn * span));
+      // product and sum rounded separately whatever the build flags: with -march=native and GCC's
+      // default -ffp-contract=fast the two would be fused into one FMA, which moves a few thresholds by
+      // one float step and so changes masks (C values per tensor: the volatile costs nothing)
+      volatile double step = rn * span;
+      T[q][r] = u24_threshold(static_cast<float>(lo + step));
     }
     plan[i].bits.assign(static_cast<std::size_t>((n + 63) / 64), 0);
     streams[q] = model_stream(ctx.tensor_name, i);
