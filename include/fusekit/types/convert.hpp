@@ -93,6 +93,21 @@ FUSEKIT_FORCEINLINE cvt_u32v fp16_round_bits(cvt_u32v u) noexcept {
 }
 #endif
 
+
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+/// bf16 bits (in the low half of each lane) of 8 non-NaN floats given as their bits: round to nearest
+/// even, ±inf kept (bf16::from_float without its NaN rule).
+FUSEKIT_FORCEINLINE __m256i bf16_round_bits_avx2(__m256i u) noexcept {
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  return _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+}
+
+/// Packs two vectors of 8 lanes holding 16-bit values (high halves zero) into 16 uint16 in lane order.
+FUSEKIT_FORCEINLINE __m256i pack_u32_to_u16_avx2(__m256i a, __m256i b) noexcept {
+  // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
+}
+#endif
 } // namespace detail
 
 /// dst[j] = float(src[j]) for j in [0, n): exact widening of bf16 / fp16 / float (and a plain cast for
@@ -168,21 +183,16 @@ template <class T> FUSEKIT_FORCEINLINE void narrow_from_float(const float* src, 
     return;
   } else if constexpr (std::is_same_v<U, bf16>) {
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
-    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(0x40);
+    const __m256i quiet = _mm256_set1_epi32(0x40);
     for (const std::int64_t nv = n - n % 16; j < nv; j += 16) {
       __m256i r[2];
       for (int q = 0; q < 2; ++q) {
         const __m256 f = _mm256_loadu_ps(src + j + 8 * q);
         const __m256i u = _mm256_castps_si256(f);
-        const __m256i hi = _mm256_srli_epi32(u, 16);
-        const __m256i rounded =
-            _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one))), 16);
-        r[q] = _mm256_blendv_epi8(rounded, _mm256_or_si256(hi, quiet),
+        r[q] = _mm256_blendv_epi8(detail::bf16_round_bits_avx2(u), _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet),
                                   _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
       }
-      // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters
-      const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), packed);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), detail::pack_u32_to_u16_avx2(r[0], r[1]));
     }
 #elif FUSEKIT_HAS_VECTOR_EXT
     for (const std::int64_t nv = n - n % detail::cvt_lanes; j < nv; j += detail::cvt_lanes) {

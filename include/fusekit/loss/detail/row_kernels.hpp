@@ -232,10 +232,6 @@ template <class C> FUSEKIT_FORCEINLINE C block_sum_exp_shifted(const C* buf, std
 /// V·e^{64} stay far from float overflow; a larger jump redoes the block against the new maximum.
 inline constexpr float one_pass_max_jump = 64.0f;
 
-/// One pass over a float block for the online log-sum-exp: returns Σ_j e^{src[j] − m} against the
-/// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
-/// skipped); with Park, also writes dst[j] = e^{src[j] − m}. e^{x − m} is evaluated for x − m up to
-/// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
 /// Folds one block into the running (max m, sum) of the one-pass log-sum-exp: `sb` is the block's sum of
 /// e^{z − m} against the running max and `bm` the block's own max. When the max jumps by more than
 /// one_pass_max_jump the block's terms are not accurate against the old max, so `redo(bm)` recomputes the
@@ -296,6 +292,10 @@ template <class S> FUSEKIT_FORCEINLINE fvec load_fvec(const S* p) noexcept {
 }
 #endif
 
+/// One pass over a float block for the online log-sum-exp: returns Σ_j e^{src[j] − m} against the
+/// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
+/// skipped); with Park, also writes dst[j] = e^{src[j] − m}. e^{x − m} is evaluated for x − m up to
+/// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
 template <bool Park, class S>
 FUSEKIT_FORCEINLINE float block_exp_max(const S* src, float* dst, std::int64_t n, float m, float& bm) noexcept {
   static_assert(direct_widen<S>);
@@ -600,7 +600,8 @@ FUSEKIT_FORCEINLINE float block_store_exp(const float* src, float* dst, std::int
   return s;
 }
 
-/// dst[j] = T(f·src[j]) for a 16-bit T, rounded to nearest even like narrow_from_float. `f` must be
+/// dst[j] = T(f·src[j]) for a 16-bit T, rounded to nearest even with narrow_from_float's arithmetic
+/// (types/convert.hpp: bf16_round_bits_avx2, vcvtps2ph). `f` must be
 /// finite and `src` free of NaN (parked e^{z − m} values), so no NaN lane can arise and the NaN
 /// handling of narrow_from_float is skipped; ±inf still rounds to ±inf.
 template <class T>
@@ -610,17 +611,11 @@ FUSEKIT_FORCEINLINE void block_scale_narrow(const float* src, float f, T* dst, s
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
   const __m256 vf = _mm256_set1_ps(f);
   if constexpr (std::is_same_v<T, bf16>) {
-    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
     for (const std::int64_t nv = n - n % 16; j < nv; j += 16) {
-      __m256i r[2];
-      for (int q = 0; q < 2; ++q) {
-        const __m256i u = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j + 8 * q), vf));
-        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-        r[q] = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
-      }
-      // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters
+      const __m256i a = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j), vf));
+      const __m256i b = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j + 8), vf));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j),
-                          _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8));
+                          pack_u32_to_u16_avx2(bf16_round_bits_avx2(a), bf16_round_bits_avx2(b)));
     }
   } else {
 #if defined(__F16C__)
