@@ -312,36 +312,8 @@ inline model_source parse_source(std::string_view file, const std::string& key, 
   return s;
 }
 
-} // namespace detail
-
-/// Parses a mergekit YAML configuration from `text`; `file` names it in messages. Checks the schema
-/// (known keys, types, exactly one of models/slices); method-specific checks are in validate().
-inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file = "<config>");
-
-namespace detail {
-inline merge_config parse_merge_config_tree(const YAML::Node& root, const std::filesystem::path& file);
-} // namespace detail
-
-inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file) {
-  const std::string f = file.string();
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw_error(errc::parse_error, f + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
-  try {
-    return detail::parse_merge_config_tree(root, file);
-  } catch (const YAML::Exception& e) {
-    // a node access the checks above did not foresee: still an error that names the file and line
-    throw_error(errc::parse_error,
-                f + (e.mark.is_null() ? std::string() : ":" + std::to_string(e.mark.line + 1)) + ": " + e.msg);
-  }
-}
-
 /// The schema checks of parse_merge_config on a loaded YAML tree.
-inline merge_config detail::parse_merge_config_tree(const YAML::Node& root, const std::filesystem::path& file) {
-  using detail::config_error;
+inline merge_config parse_merge_config_tree(const YAML::Node& root, const std::filesystem::path& file) {
   const std::string f = file.string();
   if (!root.IsMap())
     config_error(f, "", &root, "a merge configuration must be a YAML mapping, got " + detail::node_kind(root));
@@ -440,6 +412,27 @@ inline merge_config detail::parse_merge_config_tree(const YAML::Node& root, cons
   if (c.models.empty() == c.slices.empty())
     config_error(f, "models", nullptr, "exactly one of 'models' and 'slices' must be given");
   return c;
+}
+
+} // namespace detail
+
+/// Parses a mergekit YAML configuration from `text`; `file` names it in messages. Checks the schema
+/// (known keys, types, exactly one of models/slices); method-specific checks are in validate().
+inline merge_config parse_merge_config(const std::string& text, const std::filesystem::path& file = "<config>") {
+  const std::string f = file.string();
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw_error(errc::parse_error, f + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  try {
+    return detail::parse_merge_config_tree(root, file);
+  } catch (const YAML::Exception& e) {
+    // a node access the schema checks did not foresee: still an error that names the file and line
+    throw_error(errc::parse_error,
+                f + (e.mark.is_null() ? std::string() : ":" + std::to_string(e.mark.line + 1)) + ": " + e.msg);
+  }
 }
 
 /// Reads and parses a YAML configuration file.
