@@ -174,10 +174,13 @@ inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer
   v.set_strip_leading_space(options.strip_leading_space.value_or(strip && enc == token_encoding::sentencepiece));
 
   // ---- model vocabulary
-  auto add_model_token = [&](std::int64_t id, std::string s, const std::string& where) {
+  auto check_id = [&](std::int64_t id, const std::string& where) {
     FUSEKIT_EXPECTS(id >= 0 && id < max_token_id, parse_error,
                     "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range [0, " +
                         std::to_string(max_token_id) + ")");
+  };
+  auto add_model_token = [&](std::int64_t id, std::string s, const std::string& where) {
+    check_id(id, where);
     if (id < v.size() && v.contains(id))
       throw_error(errc::parse_error, "'" + file + "': " + where + ": id " + std::to_string(id) +
                                          " used by both '" + v.raw(id) + "' and '" + s + "'");
@@ -212,9 +215,7 @@ inline vocabulary load_hf_vocabulary_impl(const std::filesystem::path& tokenizer
                           t["content"].is_string(),
                       parse_error, "'" + file + "': " + where + " needs an integer 'id' and a string 'content'");
       const std::int64_t id = t["id"].get<std::int64_t>();
-      FUSEKIT_EXPECTS(id >= 0 && id < max_token_id, parse_error,
-                      "'" + file + "': " + where + ": id " + std::to_string(id) + " out of range [0, " +
-                          std::to_string(max_token_id) + ")");
+      check_id(id, where);
       const bool special = t.value("special", false);
       std::string content = t["content"].get<std::string>();
       if (v.contains(id) && v.raw(id) == content) {  // already in the model vocabulary
