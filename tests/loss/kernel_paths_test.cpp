@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include <fusekit/loss/fusion.hpp>
@@ -177,7 +178,7 @@ namespace {
 // row, label and sparse positions redone) gives exactly the float gradient of the same call narrowed
 // to the 16-bit type, including sparse ids that repeat or coincide with the label, blocks without any,
 // separate and streaming (large, non-aliasing) outputs and the in-place gradient.
-template <class T> void narrow_fused_matches_float(std::int64_t N, std::int64_t V) {
+template <class T, class G = T> void narrow_fused_matches_float(std::int64_t N, std::int64_t V) {
   const auto zs = store_as<T>(tricky_rows(N, V, 2024 + static_cast<std::uint64_t>(N)));
   std::vector<std::int64_t> y(static_cast<std::size_t>(N));
   fk::dist::sparse_target<float> tg(V);
@@ -204,16 +205,18 @@ template <class T> void narrow_fused_matches_float(std::int64_t N, std::int64_t 
                         .labels = fk::host_view(static_cast<const std::int64_t*>(y.data()), N)};
   const fk::fusion_loss loss{.lm_weight = 0.7};
   std::vector<float> gf(static_cast<std::size_t>(N * V));
-  std::vector<T> g16(static_cast<std::size_t>(N * V));
+  std::vector<G> g16(static_cast<std::size_t>(N * V));
   const auto rf = fk::fusion_loss_and_grad(fk::exec::par, loss, b, tg.view(), fk::host_view(gf.data(), M2{N, V}));
   const auto r16 = fk::fusion_loss_and_grad(fk::exec::par, loss, b, tg.view(), fk::host_view(g16.data(), M2{N, V}));
   BOOST_TEST(rf.loss == r16.loss);
   std::int64_t mismatches = 0;
   for (std::size_t i = 0; i < gf.size(); ++i)
-    if (std::bit_cast<std::uint16_t>(fk::from_compute<T>(gf[i])) != std::bit_cast<std::uint16_t>(g16[i]) &&
+    if (std::bit_cast<std::uint16_t>(fk::from_compute<G>(gf[i])) != std::bit_cast<std::uint16_t>(g16[i]) &&
         ++mismatches <= 5)
       BOOST_TEST_MESSAGE("element " << i << ": " << gf[i] << " vs " << static_cast<float>(g16[i]));
   BOOST_TEST(mismatches == 0, "N " << N << " V " << V << ": " << mismatches << " elements differ");
+  if constexpr (!std::is_same_v<T, G>)
+    return; // no in-place form across storage types
   // in place: the gradient over the logits themselves equals the separate 16-bit output
   std::vector<T> zi = zs;
   fk::logits_batch<T> bi{.logits = fk::host_view(static_cast<const T*>(zi.data()), M2{N, V}),
@@ -228,8 +231,45 @@ template <class T> void narrow_fused_matches_float(std::int64_t N, std::int64_t 
 BOOST_AUTO_TEST_SUITE(loss_kernel_paths_narrow)
 BOOST_AUTO_TEST_CASE(fused_bf16_gradient_equals_narrowed_float) { narrow_fused_matches_float<fk::bf16>(23, 3001); }
 BOOST_AUTO_TEST_CASE(fused_fp16_gradient_equals_narrowed_float) { narrow_fused_matches_float<fk::fp16>(23, 3001); }
+// bf16 logits (parked in the grouped even/odd layout on AVX2) into an fp16 gradient: ungrouped first
+BOOST_AUTO_TEST_CASE(fused_bf16_logits_fp16_gradient_equals_narrowed_float) {
+  narrow_fused_matches_float<fk::bf16, fk::fp16>(23, 3001);
+}
 // ≥ stream_min_bytes of 16-bit output: the streaming variant
 BOOST_AUTO_TEST_CASE(fused_bf16_streaming_gradient_equals_narrowed_float) {
   narrow_fused_matches_float<fk::bf16>(fk::detail::stream_min_bytes / (2 * 5000) + 5, 5000);
+}
+BOOST_AUTO_TEST_SUITE_END()
+
+// detail::exp_nonpos (scalar and vector lanes) against double exp over floats of [−87, 0] (every 997th bit
+// pattern): the bound documented in loss/numerics.hpp, exact zeros below the clamp, NaN kept.
+BOOST_AUTO_TEST_SUITE(loss_exp_nonpos)
+BOOST_AUTO_TEST_CASE(relative_error_and_edges) {
+  double worst = 0, worst_near = 0;
+  std::int64_t lane_mismatch = 0;
+  for (std::uint32_t bits = 0x80000000u;; bits += 997) {
+    const float x = std::bit_cast<float>(bits);
+    if (!(x >= -87.0f))
+      break;
+    const float e = fk::detail::exp_nonpos(x);
+    const double want = std::exp(static_cast<double>(x));
+    const double rel = std::abs(static_cast<double>(e) - want) / want;
+    worst = std::max(worst, rel);
+    if (x >= -10.0f)
+      worst_near = std::max(worst_near, rel);
+#if FUSEKIT_HAS_VECTOR_EXT
+    const fk::detail::fvec v = fk::detail::exp_nonpos(fk::detail::fvec{} + x);
+    lane_mismatch += std::bit_cast<std::uint32_t>(static_cast<float>(v[0])) != std::bit_cast<std::uint32_t>(e);
+#endif
+  }
+  BOOST_TEST_MESSAGE("exp_nonpos max relative error " << worst << " ([-10, 0]: " << worst_near << ")");
+  BOOST_TEST(worst < 4.5e-7);
+  BOOST_TEST(worst_near < 2.2e-7);
+  BOOST_TEST(lane_mismatch == 0);
+  BOOST_TEST(fk::detail::exp_nonpos(0.0f) == 1.0f);
+  BOOST_TEST(fk::detail::exp_nonpos(-88.0f) == 0.0f);
+  BOOST_TEST(fk::detail::exp_nonpos(-1e30f) == 0.0f);
+  BOOST_TEST(fk::detail::exp_nonpos(-std::numeric_limits<float>::infinity()) == 0.0f);
+  BOOST_TEST(std::isnan(fk::detail::exp_nonpos(std::numeric_limits<float>::quiet_NaN())));
 }
 BOOST_AUTO_TEST_SUITE_END()

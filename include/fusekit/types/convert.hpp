@@ -95,11 +95,17 @@ FUSEKIT_FORCEINLINE cvt_u32v fp16_round_bits(cvt_u32v u) noexcept {
 
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+/// The rounding of bf16_round_bits_avx2 with the result left in the high half of each lane (low half
+/// garbage): u + 0x7fff + (bit 16 of u).
+FUSEKIT_FORCEINLINE __m256i bf16_round_high_avx2(__m256i u) noexcept {
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  return _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+}
+
 /// bf16 bits (in the low half of each lane) of 8 non-NaN floats given as their bits: round to nearest
 /// even, ±inf kept (bf16::from_float without its NaN rule).
 FUSEKIT_FORCEINLINE __m256i bf16_round_bits_avx2(__m256i u) noexcept {
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  return _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+  return _mm256_srli_epi32(bf16_round_high_avx2(u), 16);
 }
 
 /// Packs two vectors of 8 lanes holding 16-bit values (high halves zero) into 16 uint16 in lane order.
