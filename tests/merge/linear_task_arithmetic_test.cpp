@@ -251,4 +251,63 @@ BOOST_AUTO_TEST_CASE(large_outputs_use_streaming_stores_correctly) {
   check(float{});
 }
 
+// Contiguous bf16 everywhere takes the register kernel (detail::weighted_sum_bf16 with AVX2); the same
+// values in padded (non-contiguous) rows take the blocked loop. Both must give the same bits, for
+// task_arithmetic (with and without normalize) and linear, NaN / inf / overflowing inputs, 1–5 models,
+// an output that starts off the 32-byte grid, and outputs large enough for the streaming stores.
+BOOST_AUTO_TEST_CASE(bf16_register_kernel_equals_blocked_loop) {
+  for (const auto [rows, cols] : {std::array<std::int64_t, 2>{7, 33}, {3, 4099}, {1200, 4099}})
+    for (int k : {1, 2, 5}) {
+      std::mt19937 rng(static_cast<unsigned>(rows * 31 + k));
+      auto padded = [&] {
+        auto t = random_tensor<bf16>(rows, cols, cols + 3, rng);
+        for (std::size_t i = 0; i < t.buf.size(); i += 997)
+          t.buf[i] = from_compute<bf16>(i % 3 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                                        : i % 3 == 1 ? std::numeric_limits<float>::infinity()
+                                                     : 3e38f);
+        return t;
+      };
+      auto dense = [&](const tensor2<bf16>& t) {
+        tensor2<bf16> d(rows, cols, cols);
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t c = 0; c < cols; ++c)
+            d.buf[static_cast<std::size_t>(r * cols + c)] = t.buf[static_cast<std::size_t>(r * t.pitch + c)];
+        return d;
+      };
+      const auto base_p = padded();
+      const auto base_d = dense(base_p);
+      std::vector<tensor2<bf16>> mp, md;
+      for (int i = 0; i < k; ++i) {
+        mp.push_back(padded());
+        md.push_back(dense(mp.back()));
+      }
+      std::vector<merge_input<strided_view<const bf16, 2>>> in_p, in_d;
+      for (int i = 0; i < k; ++i) {
+        in_p.push_back({.tensor = mp[i].cview(), .weight = 0.3f + 0.2f * static_cast<float>(i)});
+        in_d.push_back({.tensor = md[i].cview(), .weight = 0.3f + 0.2f * static_cast<float>(i)});
+      }
+      const std::array<std::int64_t, 2> shape{rows, cols};
+      std::vector<bf16> out_d(static_cast<std::size_t>(rows * cols) + 1); // the view starts at element 1
+      tensor2<bf16> out_p(rows, cols, cols + 3);
+      const auto od = host_view(out_d.data() + 1, shape);
+      for (int m = 0; m < 3; ++m) {
+        if (m == 0) {
+          merge(exec::par, task_arithmetic{}, od, base_d.cview(), in_d);
+          merge(exec::par, task_arithmetic{}, out_p.view(), base_p.cview(), in_p);
+        } else if (m == 1) {
+          merge(exec::seq, task_arithmetic{.lambda = 0.7f, .normalize = true}, od, base_d.cview(), in_d);
+          merge(exec::seq, task_arithmetic{.lambda = 0.7f, .normalize = true}, out_p.view(), base_p.cview(), in_p);
+        } else {
+          merge(exec::par, linear{}, od, no_base, in_d);
+          merge(exec::par, linear{}, out_p.view(), no_base, in_p);
+        }
+        std::int64_t diff = 0;
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t c = 0; c < cols; ++c)
+            diff += out_d[static_cast<std::size_t>(r * cols + c) + 1].bits != out_p.buf[static_cast<std::size_t>(r * out_p.pitch + c)].bits;
+        BOOST_TEST(diff == 0, rows << "x" << cols << ", " << k << " models, method " << m << ": " << diff << " differ");
+      }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
