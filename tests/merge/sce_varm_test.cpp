@@ -2,7 +2,10 @@
 // strided views, 2-8 inputs and all storage types, the sampled top-k path, groups for VaRM granularities.
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -229,6 +232,68 @@ BOOST_AUTO_TEST_CASE(varm_groups) {
   merge(exec::seq, varm{.group_scores = s}, host_view(out.data(), 2), host_view(b1.data(), 2), in1);
   BOOST_CHECK_CLOSE(out[0], 1.0f / 9.0f, 1e-4); // W = [1/9, 8/9]
   BOOST_CHECK(acc.scores("model.norm.weight").empty()); // outside the layers: equal weights
+}
+
+// Contiguous bf16 base, inputs and output take the register kernels (AVX2 builds: SCE's statistics and
+// erase + merge with select_topk = 1, VaRM's statistics, the weighted sum); the same values in padded
+// (non-contiguous) rows take the blocked loops. Same bits required, NaN / inf inputs, ties (Δ = 0 and
+// equal deltas), 1-5 models, an output off the 32-byte grid and outputs large enough for streaming stores.
+BOOST_AUTO_TEST_CASE(bf16_register_kernels_equal_blocked_loops) {
+  using V2 = strided_view<const bf16, 2>;
+  for (const auto [rows, cols] : {std::array<std::int64_t, 2>{5, 37}, {3, 4099}, {1100, 4099}})
+    for (int k : {1, 2, 5}) {
+      const std::int64_t pitch = cols + 5, n = rows * cols;
+      std::uint32_t st = static_cast<std::uint32_t>(rows * 131 + k);
+      auto rnd = [&st] {
+        st = st * 1664525u + 1013904223u;
+        return static_cast<float>(st >> 8) * (1.0f / 16777216.0f) - 0.5f;
+      };
+      std::vector<bf16> bp(static_cast<std::size_t>(rows * pitch)), bd(static_cast<std::size_t>(n));
+      std::vector<std::vector<bf16>> xp(k, std::vector<bf16>(bp.size())), xd(k, std::vector<bf16>(bd.size()));
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const std::size_t ip = static_cast<std::size_t>(r * pitch + c), id = static_cast<std::size_t>(r * cols + c);
+          const float b = 0.02f * rnd();
+          bp[ip] = bd[id] = from_compute<bf16>(b);
+          for (int j = 0; j < k; ++j) {
+            float v = b + 0.004f * rnd();
+            if ((id + j) % 7 == 0)
+              v = b; // Δ = 0: never agrees
+            if ((id * 3 + j) % 11 == 0)
+              v = b - 0.002f; // equal deltas across models
+            if (rows == 3 && (id + j) % 997 == 5)
+              v = (id % 2 == 0) ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+            xp[j][ip] = xd[j][id] = from_compute<bf16>(v);
+          }
+        }
+      const std::array<std::int64_t, 2> shape{rows, cols}, padded{pitch, 1};
+      std::vector<merge_input<V2>> in_p, in_d;
+      for (int j = 0; j < k; ++j) {
+        in_p.push_back({.tensor = host_view(static_cast<const bf16*>(xp[j].data()), shape, padded), .weight = 1.0f});
+        in_d.push_back({.tensor = host_view(static_cast<const bf16*>(xd[j].data()), shape), .weight = 1.0f});
+      }
+      const auto base_p = host_view(static_cast<const bf16*>(bp.data()), shape, padded);
+      const auto base_d = host_view(static_cast<const bf16*>(bd.data()), shape);
+      std::vector<bf16> od(static_cast<std::size_t>(n) + 1), op(bp.size());
+      auto check = [&](auto method, const char* what) {
+        merge(exec::par, method, host_view(od.data() + 1, shape), base_d, in_d, merge_context{"w", 3});
+        merge(exec::par, method, host_view(op.data(), shape, padded), base_p, in_p, merge_context{"w", 3});
+        std::int64_t diff = 0;
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t c = 0; c < cols; ++c)
+            diff += od[static_cast<std::size_t>(r * cols + c) + 1].bits != op[static_cast<std::size_t>(r * pitch + c)].bits;
+        BOOST_TEST(diff == 0, what << " " << rows << "x" << cols << ", " << k << " models: " << diff << " differ");
+      };
+      check(sce{}, "sce");
+      check(sce{.variant = sce_variant::fusechat}, "sce fusechat");
+      for (auto s : {varm_statistic::square, varm_statistic::abs, varm_statistic::mean}) {
+        if (rows == 3)
+          break; // NaN / inf inputs: VaRM rejects their scores (tested elsewhere)
+        varm m;
+        m.statistic = s;
+        check(m, "varm");
+      }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

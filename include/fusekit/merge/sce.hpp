@@ -4,8 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -34,6 +36,89 @@ enum class sce_variant {
 ///     keep[j,e] = sign(Δuse[j,e]) = σ_e (zeros never kept).
 ///  4. out = b + Σ_j w_j·keep·Δuse / max(Σ_j w_j·keep, 1e-6).
 /// mergekit defaults: select_topk = 1 (no selection), variant mergekit. No per-model parameters.
+namespace detail {
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+/// SCE's erase + merge with every element selected (select_topk = 1) over elements [b, e) of contiguous
+/// bf16 rows, in registers: per 16 elements (even/odd halves) S = Σ_j Δ_j, the elected sign, and the
+/// disjoint weighted mean Σ w_j·Δ_j / max(Σ w_j, 1e-6) over the models that agree, with Δ_j recomputed
+/// from the inputs (still in L1) instead of stored. The same operations in the same order as the
+/// blocked loop of sce::apply (elected_sign, positive_mask, masked), so the same bits.
+inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x, const float* w, std::size_t J,
+                               std::int64_t b, std::int64_t e, bool streaming) noexcept {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  auto one = [&](std::int64_t q) {
+    const float bv = static_cast<float>(base[q]);
+    float S = 0.0f;
+    for (std::size_t j = 0; j < J; ++j)
+      S += static_cast<float>(x[j][q]) - bv;
+    const float sg = elected_sign(S);
+    float num = 0.0f, den = 0.0f;
+    for (std::size_t j = 0; j < J; ++j) {
+      const float d = static_cast<float>(x[j][q]) - bv;
+      const std::uint32_t agree = positive_mask(d * sg);
+      num += masked(w[j] * d, agree);
+      den += masked(w[j], agree);
+    }
+    out[q] = bf16(from_bits, bf16::from_float(bv + num / std::max(den, 1e-6f)));
+  };
+  // elected_sign on 8 lanes: +1 unless the sign bit is set and the value is not −0
+  const auto sign8 = [](v8 S) {
+    const i8 bits = (i8)S;
+    const i8 neg = (bits < 0) & (bits != std::numeric_limits<std::int32_t>::min());
+    return (v8)((i8{} + 0x3f800000) | (neg & (i8{} + std::numeric_limits<std::int32_t>::min())));
+  };
+  std::int64_t q = b;
+  if (streaming)
+    for (; q < e && (reinterpret_cast<std::uintptr_t>(out + q) & 31u) != 0; ++q)
+      one(q);
+  for (; q + 16 <= e; q += 16) {
+    if ((q & 31) == 0) {
+      for (std::size_t j = 0; j < J; ++j)
+        __builtin_prefetch(x[j] + q + 2048, 0, 0);
+      __builtin_prefetch(base + q + 2048, 0, 0);
+    }
+    __m256 be, bo;
+    bf16x16_load_split(base + q, be, bo);
+    v8 Se{}, So{};
+    for (std::size_t j = 0; j < J; ++j) {
+      __m256 xe, xo;
+      bf16x16_load_split(x[j] + q, xe, xo);
+      Se = Se + ((v8)xe - (v8)be);
+      So = So + ((v8)xo - (v8)bo);
+    }
+    const v8 ge = sign8(Se), go = sign8(So);
+    v8 ne{}, no{}, de{}, dn{};
+    for (std::size_t j = 0; j < J; ++j) {
+      __m256 xe, xo;
+      bf16x16_load_split(x[j] + q, xe, xo);
+      const v8 d0 = (v8)xe - (v8)be, d1 = (v8)xo - (v8)bo;
+      const v8 p0 = d0 * ge, p1 = d1 * go;
+      const i8 a0 = (i8)p0 > 0, a1 = (i8)p1 > 0; // positive_mask: zeros never agree
+      const float wj = w[j];
+      const v8 t0 = wj * d0, t1 = wj * d1;
+      ne = ne + (v8)((i8)t0 & a0);
+      no = no + (v8)((i8)t1 & a1);
+      de = de + (v8)((i8{} + std::bit_cast<std::int32_t>(wj)) & a0);
+      dn = dn + (v8)((i8{} + std::bit_cast<std::int32_t>(wj)) & a1);
+    }
+    const __m256 floor = _mm256_set1_ps(1e-6f); // std::max(den, 1e-6f): NaN den kept
+    const v8 re = (v8)be + ne / (v8)_mm256_max_ps(floor, (__m256)de);
+    const v8 ro = (v8)bo + no / (v8)_mm256_max_ps(floor, (__m256)dn);
+    const __m256i r = bf16x16_narrow_split((__m256)re, (__m256)ro);
+    if (streaming)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + q), r);
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q), r);
+  }
+  for (; q < e; ++q)
+    one(q);
+  if (streaming)
+    _mm_sfence();
+}
+#endif
+} // namespace detail
+
 struct sce {
   static constexpr std::string_view name = "sce";
   double select_topk = 1.0;                  ///< τ, fraction of (non-zero-variance) elements selected
@@ -157,10 +242,41 @@ struct sce {
     // Every element selected: the mask is all ones and 1·Δ = Δ, so the mask products can be skipped.
     const bool keep_all = !select || sel.k >= n;
 
+    // contiguous bf16 base, inputs and output: both passes below in registers (select_topk = 1)
+    [[maybe_unused]] bool bf16_regs = false;
+    [[maybe_unused]] std::vector<const bf16*> xs;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
+                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16> &&
+                  std::is_same_v<std::remove_cv_t<typename Out::element_type>, bf16>) {
+      bf16_regs = keep_all && b_io.contiguous && o_io.contiguous &&
+                  std::all_of(in.contiguous.begin(), in.contiguous.end(), [](char c) { return c != 0; });
+      if (bf16_regs)
+        for (std::size_t j = 0; j < J; ++j)
+          xs.push_back(inputs[j].tensor.data());
+    }
+#endif
+
     // ---- calculate: c_j = mean(Δsel²) ---------------------------------------------------------------------
     const std::size_t sf = static_cast<std::size_t>(blk) * (J + 6);
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * J, 0.0);
-    for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
+                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16>) {
+      if (bf16_regs)
+        exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
+          const std::int64_t next = std::min(blk, n - e); // the next block of every stream
+          prefetch_elements(base.data() + e, next);
+          for (std::size_t j = 0; j < J; ++j)
+            prefetch_elements(xs[j] + e, next);
+          for (std::size_t j = 0; j < J; ++j)
+            partial[static_cast<std::size_t>(b / blk) * J + j] =
+                delta_lane_sum_bf16(base.data() + b, xs[j] + b, e - b, delta_stat::square);
+        });
+    }
+#endif
+    if (!bf16_regs)
+      for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
       if (keep_all) {
         // every element selected (select_topk 1): the delta feeds the sum of squares directly, one model at a
@@ -222,6 +338,18 @@ struct sce {
         num[q] = bb[q] + num[q] / std::max(den[q], 1e-6f);
       o_io.store(b, len, num);
     };
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
+                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16> &&
+                  std::is_same_v<std::remove_cv_t<typename Out::element_type>, bf16>) {
+      if (bf16_regs) {
+        exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
+          sce_merge_all_bf16(out.data(), base.data(), xs.data(), w.data(), J, b, e, o_io.streaming);
+        });
+        return;
+      }
+    }
+#endif
     for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
       float* bb = s;

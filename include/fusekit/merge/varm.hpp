@@ -60,46 +60,6 @@ struct varm_stats {
   std::int64_t count = 0;
 };
 
-namespace detail {
-#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-/// lane_sum over len contiguous bf16 elements of f(x − b) (the VaRM statistic) without a scratch copy:
-/// 16 elements at a time as even/odd halves (bf16x16_load_split), element j + k into accumulator k as
-/// in lane_sum (even k in `ae`, odd k in `ao`), so the result has the same bits as the blocked loop.
-inline double varm_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len, varm_statistic st) noexcept {
-  typedef float v8 __attribute__((vector_size(32)));
-  v8 ae{}, ao{};
-  std::int64_t q = 0;
-  for (; q + 16 <= len; q += 16) {
-    __m256 be, bo, xe, xo;
-    bf16x16_load_split(b + q, be, bo);
-    bf16x16_load_split(x + q, xe, xo);
-    const v8 de = (v8)xe - (v8)be, dd = (v8)xo - (v8)bo;
-    if (st == varm_statistic::square) {
-      const v8 fe = de * de, fo = dd * dd;
-      ae = ae + fe;
-      ao = ao + fo;
-    } else if (st == varm_statistic::abs) {
-      const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-      ae = ae + (v8)_mm256_and_ps((__m256)de, m);
-      ao = ao + (v8)_mm256_and_ps((__m256)dd, m);
-    } else {
-      ae = ae + de;
-      ao = ao + dd;
-    }
-  }
-  double tail = 0.0;
-  for (; q < len; ++q) {
-    const float d = static_cast<float>(x[q]) - static_cast<float>(b[q]);
-    const float f = st == varm_statistic::square ? d * d : st == varm_statistic::abs ? std::abs(d) : d;
-    tail += static_cast<double>(f);
-  }
-  double s = 0.0;
-  for (int k = 0; k < 16; ++k)
-    s += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
-  return s + tail;
-}
-#endif
-} // namespace detail
 
 /// Computes varm_stats for one tensor (a pass over base and inputs).
 template <class P, class Base, class In>
@@ -123,9 +83,16 @@ template <class P, class Base, class In>
                 std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16>) {
     if (b_io.contiguous && std::all_of(in.contiguous.begin(), in.contiguous.end(), [](char c) { return c != 0; })) {
       exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
+        const std::int64_t next = std::min(blk, n - e); // the next block of every stream
+        prefetch_elements(base.data() + e, next);
+        for (std::size_t j = 0; j < J; ++j)
+          prefetch_elements(inputs[j].tensor.data() + e, next);
         for (std::size_t j = 0; j < J; ++j)
           partial[static_cast<std::size_t>(b / blk) * J + j] =
-              varm_lane_sum_bf16(base.data() + b, inputs[j].tensor.data() + b, e - b, statistic);
+              delta_lane_sum_bf16(base.data() + b, inputs[j].tensor.data() + b, e - b,
+                                  statistic == varm_statistic::square ? delta_stat::square
+                                  : statistic == varm_statistic::abs  ? delta_stat::abs
+                                                                      : delta_stat::signed_sum);
       });
       r.sums = sum_blocks(partial, J);
       return r;

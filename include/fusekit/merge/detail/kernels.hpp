@@ -338,6 +338,63 @@ template <class F> [[nodiscard]] inline double lane_sum(std::int64_t len, F&& f)
   return s + tail;
 }
 
+/// f(Δ) summed by delta_lane_sum_bf16: Δ², |Δ| or Δ.
+enum class delta_stat { square, abs, signed_sum };
+
+/// Prefetch hint for the n elements at p (one per cache line). The per-model block loops read K + 1
+/// streams block after block, more than the hardware prefetchers follow, so they ask for the next
+/// block of every stream while working on the current one.
+template <class T> FUSEKIT_FORCEINLINE void prefetch_elements(const T* p, std::int64_t n) noexcept {
+#if defined(__GNUC__)
+  const char* c = reinterpret_cast<const char*>(p);
+  const char* e = reinterpret_cast<const char*>(p + n);
+  for (; c < e; c += 64)
+    __builtin_prefetch(c, 0, 0);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+/// lane_sum(len, q ↦ f(x[q] − b[q])) over len contiguous bf16 elements, without a scratch copy: 16 elements
+/// at a time as even/odd halves (bf16x16_load_split), element j + k into accumulator k exactly as lane_sum
+/// does (even k in `ae`, odd k in `ao`), so the result has the same bits as lane_sum over widened blocks.
+/// Used by the per-tensor statistics of VaRM and SCE.
+inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len, delta_stat st) noexcept {
+  typedef float v8 __attribute__((vector_size(32)));
+  v8 ae{}, ao{};
+  std::int64_t q = 0;
+  for (; q + 16 <= len; q += 16) {
+    __m256 be, bo, xe, xo;
+    bf16x16_load_split(b + q, be, bo);
+    bf16x16_load_split(x + q, xe, xo);
+    const v8 de = (v8)xe - (v8)be, dd = (v8)xo - (v8)bo;
+    if (st == delta_stat::square) {
+      const v8 fe = de * de, fo = dd * dd; // separate statements: contracted (or not) as lane_sum's are
+      ae = ae + fe;
+      ao = ao + fo;
+    } else if (st == delta_stat::abs) {
+      const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+      ae = ae + (v8)_mm256_and_ps((__m256)de, m);
+      ao = ao + (v8)_mm256_and_ps((__m256)dd, m);
+    } else {
+      ae = ae + de;
+      ao = ao + dd;
+    }
+  }
+  double tail = 0.0;
+  for (; q < len; ++q) {
+    const float d = static_cast<float>(x[q]) - static_cast<float>(b[q]);
+    const float f = st == delta_stat::square ? d * d : st == delta_stat::abs ? std::abs(d) : d;
+    tail += static_cast<double>(f);
+  }
+  double s = 0.0;
+  for (int k = 0; k < 16; ++k)
+    s += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
+  return s + tail;
+}
+#endif
+
 /// Branch-free helpers written on the bit patterns so that GCC and Clang vectorize the loops that use them
 /// (a float compare feeding a select is often left scalar with IEEE trapping semantics).
 /// +1.0f where x >= 0 (including -0.0), -1.0f where x < 0: the elected sign with ties going to +.
