@@ -68,16 +68,7 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
     const i8 neg = (bits < 0) & (bits != std::numeric_limits<std::int32_t>::min());
     return (v8)((i8{} + 0x3f800000) | (neg & (i8{} + std::numeric_limits<std::int32_t>::min())));
   };
-  std::int64_t q = b;
-  if (streaming)
-    for (; q < e && (reinterpret_cast<std::uintptr_t>(out + q) & 31u) != 0; ++q)
-      one(q);
-  for (; q + 16 <= e; q += 16) {
-    if ((q & 31) == 0) {
-      for (std::size_t j = 0; j < J; ++j)
-        __builtin_prefetch(x[j] + q + 2048, 0, 0);
-      __builtin_prefetch(base + q + 2048, 0, 0);
-    }
+  bf16x16_elementwise(out, b, e, streaming, base, x, J, 2048, one, [&](std::int64_t q) {
     __m256 be, bo;
     bf16x16_load_split(base + q, be, bo);
     v8 Se{}, So{};
@@ -105,16 +96,8 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
     const __m256 floor = _mm256_set1_ps(1e-6f); // std::max(den, 1e-6f): NaN den kept
     const v8 re = (v8)be + ne / (v8)_mm256_max_ps(floor, (__m256)de);
     const v8 ro = (v8)bo + no / (v8)_mm256_max_ps(floor, (__m256)dn);
-    const __m256i r = bf16x16_narrow_split((__m256)re, (__m256)ro);
-    if (streaming)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + q), r);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q), r);
-  }
-  for (; q < e; ++q)
-    one(q);
-  if (streaming)
-    _mm_sfence();
+    return bf16x16_narrow_split((__m256)re, (__m256)ro);
+  });
 }
 #endif
 } // namespace detail

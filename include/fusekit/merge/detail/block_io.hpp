@@ -130,4 +130,39 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
   }
 }
 
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+/// Runs an element-wise kernel over elements [b, e) of a contiguous bf16 output 16 at a time: `vec(q)`
+/// returns the bf16 bits of elements [q, q + 16) in element order (see bf16x16_narrow_split), `one(q)`
+/// writes element q by itself (the tail, and with `streaming` the head up to the 32-byte grid). Every 32
+/// elements the inputs `base` (may be nullptr) and x[0..K) are prefetched `ahead` elements on: K + 2
+/// interleaved streams are more than the hardware prefetchers follow. With `streaming` the vectors are
+/// stored non-temporally. The register kernels of weighted_sum and SCE are written on this.
+template <class One, class Vec>
+FUSEKIT_FORCEINLINE void bf16x16_elementwise(bf16* out, std::int64_t b, std::int64_t e, bool streaming, const bf16* base,
+                                             const bf16* const* x, std::size_t K, std::int64_t ahead, One&& one,
+                                             Vec&& vec) noexcept {
+  std::int64_t q = b;
+  if (streaming)
+    for (; q < e && (reinterpret_cast<std::uintptr_t>(out + q) & 31u) != 0; ++q)
+      one(q);
+  for (; q + 16 <= e; q += 16) {
+    if ((q & 31) == 0) {
+      for (std::size_t k = 0; k < K; ++k)
+        __builtin_prefetch(x[k] + q + ahead, 0, 0);
+      if (base != nullptr)
+        __builtin_prefetch(base + q + ahead, 0, 0);
+    }
+    const __m256i r = vec(q);
+    if (streaming)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + q), r);
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q), r);
+  }
+  for (; q < e; ++q)
+    one(q);
+  if (streaming)
+    _mm_sfence();
+}
+#endif
+
 } // namespace fusekit::detail

@@ -41,17 +41,7 @@ inline void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x,
       acc += bs;
     out[j] = bf16(from_bits, bf16::from_float(acc));
   };
-  std::int64_t j = b;
-  if (streaming)
-    for (; j < e && (reinterpret_cast<std::uintptr_t>(out + j) & 31u) != 0; ++j)
-      one(j);
-  for (; j + 16 <= e; j += 16) {
-    if ((j & 31) == 0) {
-      for (std::size_t k = 0; k < K; ++k)
-        __builtin_prefetch(x[k] + j + ahead, 0, 0);
-      if (sub)
-        __builtin_prefetch(base + j + ahead, 0, 0);
-    }
+  bf16x16_elementwise(out, b, e, streaming, sub ? base : nullptr, x, K, ahead, one, [&](std::int64_t j) {
     __m256 be = _mm256_setzero_ps(), bo = be;
     if (sub)
       bf16x16_load_split(base + j, be, bo);
@@ -72,16 +62,8 @@ inline void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x,
       ae += (v8)be;
       ao += (v8)bo;
     }
-    const __m256i r = bf16x16_narrow_split((__m256)ae, (__m256)ao);
-    if (streaming)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + j), r);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), r);
-  }
-  for (; j < e; ++j)
-    one(j);
-  if (streaming)
-    _mm_sfence();
+    return bf16x16_narrow_split((__m256)ae, (__m256)ao);
+  });
 }
 #endif
 
