@@ -20,47 +20,55 @@ namespace fusekit::detail {
 /// weighted_sum over elements [b, e) of contiguous bf16 rows (out, base or nullptr, K inputs), with the
 /// sum kept in registers: each 16 elements are loaded as even/odd halves from every input
 /// (bf16x16_load_split), summed in the same order and with the same expressions as the blocked loop
-/// of weighted_sum (so the same values, FP contraction included), and narrowed with one word blend.
+/// of weighted_sum, and narrowed with one word blend. Without FP contraction the result has the same bits
+/// as the blocked loop; with it, the few elements done one at a time may differ by one bf16 ulp (below).
 /// Every input is prefetched 2 KiB ahead (K + 2 interleaved streams are more than the hardware
 /// prefetchers follow); with `streaming` the output is written with non-temporal 32-byte stores.
-inline void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x, const float* c, std::size_t K,
-                              std::int64_t b, std::int64_t e, bool deltas, bool streaming) noexcept {
+template <bool Sub>
+void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x, const float* c, std::size_t K,
+                       std::int64_t b, std::int64_t e, bool streaming) noexcept {
+  // Sub (deltas against a base) is a template parameter: the two forms compile as straight loops
   typedef float v8 __attribute__((vector_size(32)));
   constexpr std::int64_t ahead = 1024; // elements
-  const bool sub = deltas && base != nullptr;
-  auto one = [&](std::int64_t j) { // the scalar form, for the unaligned head and the tail
-    const float bs = sub ? static_cast<float>(base[j]) : 0.0f;
+  // one element: the unaligned head and the tail. The same expressions as the 16-wide body, but GCC may
+  // contract them differently: with its Zen tuning it avoids scalar FMA chains (acc += c·d over k) while
+  // it fuses the 8-lane ones, so under FP contraction these elements can round one bf16 ulp away from the
+  // vectors and from the blocked loop; with -ffp-contract=off (the fusekit tool) all agree bit for bit
+  auto one = [&](std::int64_t j) {
     float acc = 0.0f;
-    for (std::size_t k = 0; k < K; ++k) {
-      if (sub)
+    if constexpr (Sub) {
+      const float bs = static_cast<float>(base[j]);
+      for (std::size_t k = 0; k < K; ++k)
         acc += c[k] * (static_cast<float>(x[k][j]) - bs);
-      else
+      acc += bs;
+    } else {
+      for (std::size_t k = 0; k < K; ++k)
         acc += c[k] * static_cast<float>(x[k][j]);
     }
-    if (sub)
-      acc += bs;
     out[j] = bf16(from_bits, bf16::from_float(acc));
   };
-  bf16x16_elementwise(out, b, e, streaming, sub ? base : nullptr, x, K, ahead, one, [&](std::int64_t j) {
-    __m256 be = _mm256_setzero_ps(), bo = be;
-    if (sub)
-      bf16x16_load_split(base + j, be, bo);
+  bf16x16_elementwise(out, b, e, streaming, Sub ? base : nullptr, x, K, ahead, one, [&](std::int64_t j) {
     v8 ae{}, ao{};
-    for (std::size_t k = 0; k < K; ++k) {
-      __m256 xe, xo;
-      bf16x16_load_split(x[k] + j, xe, xo);
-      const float ck = c[k];
-      if (sub) {
+    if constexpr (Sub) {
+      __m256 be, bo;
+      bf16x16_load_split(base + j, be, bo);
+      for (std::size_t k = 0; k < K; ++k) {
+        __m256 xe, xo;
+        bf16x16_load_split(x[k] + j, xe, xo);
+        const float ck = c[k];
         ae += ck * ((v8)xe - (v8)be);
         ao += ck * ((v8)xo - (v8)bo);
-      } else {
+      }
+      ae += (v8)be;
+      ao += (v8)bo;
+    } else {
+      for (std::size_t k = 0; k < K; ++k) {
+        __m256 xe, xo;
+        bf16x16_load_split(x[k] + j, xe, xo);
+        const float ck = c[k];
         ae += ck * (v8)xe;
         ao += ck * (v8)xo;
       }
-    }
-    if (sub) {
-      ae += (v8)be;
-      ao += (v8)bo;
     }
     return bf16x16_narrow_split((__m256)ae, (__m256)ao);
   });
@@ -105,7 +113,10 @@ void weighted_sum(const P& policy, const Out& out, const Base& base, std::span<c
       for (std::size_t k = 0; k < inputs.size(); ++k)
         xs[k] = inputs[k].tensor.data();
       exec::for_each_block(policy, n, merge_block, [&](std::int64_t b, std::int64_t e) {
-        weighted_sum_bf16(out.data(), bp, xs.data(), coeff.data(), xs.size(), b, e, deltas, streaming);
+        if (deltas && bp != nullptr)
+          weighted_sum_bf16<true>(out.data(), bp, xs.data(), coeff.data(), xs.size(), b, e, streaming);
+        else
+          weighted_sum_bf16<false>(out.data(), nullptr, xs.data(), coeff.data(), xs.size(), b, e, streaming);
       });
       return;
     }
