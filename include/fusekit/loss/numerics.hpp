@@ -151,24 +151,8 @@ FUSEKIT_FORCEINLINE fvec reduce_ln2(fvec x, fvec nf) noexcept {
 #endif
 }
 
-/// exp_nonpos on a vector (same operations lane by lane). Written with vector extensions because GCC
-/// does not if-convert the scalar version's clamp under the default -ftrapping-math, so a plain loop
-/// over it stays scalar.
-FUSEKIT_FORCEINLINE fvec exp_nonpos(fvec x) noexcept {
-  using namespace expf_c;
-  const fvec xc = clamp_lo(x);
-  const fvec t = xc * log2e + magic;
-  const fvec r = reduce_ln2(xc, t - magic);
-  fvec p = c5 * r + c4;
-  p = p * r + c3;
-  p = p * r + c2;
-  p = p * r + c1;
-  const fvec s = (fvec)((ivec)t << 23); // vector casts reinterpret the bits
-  return (r * s) * p + s;
-}
-
-/// exp_nonpos of K vectors at once, x[k] ← e^{x[k]}: the same operations as exp_nonpos, each step taken
-/// for all K before the next (the K dependency chains interleaved in the instruction stream).
+/// exp_nonpos of K vectors at once, x[k] ← e^{x[k]}: the scalar exp_nonpos's operations lane by lane,
+/// each step taken for all K before the next (the K dependency chains interleaved in the instruction stream).
 template <int K> FUSEKIT_FORCEINLINE void exp_nonpos_k(fvec (&x)[K]) noexcept {
   using namespace expf_c;
   fvec t[K], r[K], p[K];
@@ -190,6 +174,15 @@ template <int K> FUSEKIT_FORCEINLINE void exp_nonpos_k(fvec (&x)[K]) noexcept {
     const fvec s = (fvec)((ivec)t[k] << 23);
     x[k] = (r[k] * s) * p[k] + s;
   }
+}
+
+/// exp_nonpos on a vector (same operations lane by lane): the one-vector case of exp_nonpos_k. Written
+/// with vector extensions because GCC does not if-convert the scalar version's clamp under the default
+/// -ftrapping-math, so a plain loop over it stays scalar.
+FUSEKIT_FORCEINLINE fvec exp_nonpos(fvec x) noexcept {
+  fvec v[1] = {x};
+  exp_nonpos_k(v);
+  return v[0];
 }
 #endif
 

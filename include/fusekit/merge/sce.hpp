@@ -229,11 +229,8 @@ struct sce {
     [[maybe_unused]] bool bf16_regs = false;
     [[maybe_unused]] std::vector<const bf16*> xs;
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
-                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16> &&
-                  std::is_same_v<std::remove_cv_t<typename Out::element_type>, bf16>) {
-      bf16_regs = keep_all && b_io.contiguous && o_io.contiguous &&
-                  std::all_of(in.contiguous.begin(), in.contiguous.end(), [](char c) { return c != 0; });
+    if constexpr (all_bf16<Base, In, Out>) {
+      bf16_regs = keep_all && b_io.contiguous && o_io.contiguous && in.all_contiguous();
       if (bf16_regs)
         for (std::size_t j = 0; j < J; ++j)
           xs.push_back(inputs[j].tensor.data());
@@ -244,14 +241,13 @@ struct sce {
     const std::size_t sf = static_cast<std::size_t>(blk) * (J + 6);
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * J, 0.0);
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
-                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16>) {
+    if constexpr (all_bf16<Base, In, Out>) {
       if (bf16_regs)
         exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
           const std::int64_t next = std::min(blk, n - e); // the next block of every stream
-          prefetch_elements(base.data() + e, next);
+          b_io.prefetch(e, next);
           for (std::size_t j = 0; j < J; ++j)
-            prefetch_elements(xs[j] + e, next);
+            in.prefetch(j, e, next);
           for (std::size_t j = 0; j < J; ++j)
             partial[static_cast<std::size_t>(b / blk) * J + j] =
                 delta_lane_sum_bf16(base.data() + b, xs[j] + b, e - b, delta_stat::square);
@@ -322,9 +318,7 @@ struct sce {
       o_io.store(b, len, num);
     };
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-    if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
-                  std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16> &&
-                  std::is_same_v<std::remove_cv_t<typename Out::element_type>, bf16>) {
+    if constexpr (all_bf16<Base, In, Out>) {
       if (bf16_regs) {
         exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
           sce_merge_all_bf16(out.data(), base.data(), xs.data(), w.data(), J, b, e, o_io.streaming);

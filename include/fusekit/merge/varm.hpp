@@ -60,7 +60,6 @@ struct varm_stats {
   std::int64_t count = 0;
 };
 
-
 /// Computes varm_stats for one tensor (a pass over base and inputs).
 template <class P, class Base, class In>
 [[nodiscard]] varm_stats varm_statistics(const P& policy, const Base& base, std::span<const merge_input<In>> inputs,
@@ -79,14 +78,13 @@ template <class P, class Base, class In>
   std::vector<double> partial(static_cast<std::size_t>(block_count(n, blk)) * J, 0.0);
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
   // contiguous bf16 base and inputs: the same per-block lane sums straight from registers
-  if constexpr (std::is_same_v<std::remove_cv_t<typename Base::element_type>, bf16> &&
-                std::is_same_v<std::remove_cv_t<typename In::element_type>, bf16>) {
-    if (b_io.contiguous && std::all_of(in.contiguous.begin(), in.contiguous.end(), [](char c) { return c != 0; })) {
+  if constexpr (all_bf16<Base, In>) {
+    if (b_io.contiguous && in.all_contiguous()) {
       exec::for_each_block(policy, n, blk, [&](std::int64_t b, std::int64_t e) {
         const std::int64_t next = std::min(blk, n - e); // the next block of every stream
-        prefetch_elements(base.data() + e, next);
+        b_io.prefetch(e, next);
         for (std::size_t j = 0; j < J; ++j)
-          prefetch_elements(inputs[j].tensor.data() + e, next);
+          in.prefetch(j, e, next);
         for (std::size_t j = 0; j < J; ++j)
           partial[static_cast<std::size_t>(b / blk) * J + j] =
               delta_lane_sum_bf16(base.data() + b, inputs[j].tensor.data() + b, e - b,

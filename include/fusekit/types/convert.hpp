@@ -118,6 +118,12 @@ FUSEKIT_FORCEINLINE void bf16x16_load_split(const bf16* p, __m256& even, __m256&
   odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
 }
 
+/// 16 bf16 in element order from the bf16 bits held in the high halves of the lanes of `even` (elements
+/// 0, 2, …) and `odd` (1, 3, …), low halves ignored: one shift and one word blend.
+FUSEKIT_FORCEINLINE __m256i bf16x16_merge_high(__m256i even, __m256i odd) noexcept {
+  return _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xaa);
+}
+
 /// The inverse of bf16x16_load_split: 16 bf16 in element order from the even and odd elements as floats,
 /// each rounded exactly as narrow_from_float does (nearest even, NaN quieted with its sign and payload
 /// kept), merged with one word blend (no pack, no lane permute).
@@ -127,7 +133,7 @@ FUSEKIT_FORCEINLINE __m256i bf16x16_narrow_split(__m256 even, __m256 odd) noexce
     return _mm256_blendv_epi8(bf16_round_high_avx2(u), _mm256_or_si256(u, _mm256_set1_epi32(0x400000)),
                               _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)));
   };
-  return _mm256_blend_epi16(_mm256_srli_epi32(high(even), 16), high(odd), 0xaa);
+  return bf16x16_merge_high(high(even), high(odd));
 }
 
 /// Packs two vectors of 8 lanes holding 16-bit values (high halves zero) into 16 uint16 in lane order.

@@ -352,8 +352,8 @@ FUSEKIT_FORCEINLINE void ungroup16(float* p, std::int64_t n) noexcept {
 /// One pass over a float block for the online log-sum-exp: returns Σ_j e^{src[j] − m} against the
 /// reference m (the running max of the previous blocks, finite) and the block maximum in `bm` (NaN
 /// skipped); with Park, also writes dst[j] = e^{src[j] − m} (for bf16 in the grouped layout of
-/// bf16_grouped). e^{x − m} is evaluated for x − m up to
-/// one_pass_max_jump (exp_nonpos is accurate up to +88), so the block needs no separate max pass.
+/// bf16_grouped). e^{x − m} is evaluated for x − m up to one_pass_max_jump (exp_nonpos is accurate up
+/// to +88), so the block needs no separate max pass.
 template <bool Park, class S>
 FUSEKIT_FORCEINLINE float block_exp_max(const S* src, float* dst, std::int64_t n, float m, float& bm) noexcept {
   static_assert(direct_widen<S>);
@@ -716,8 +716,7 @@ FUSEKIT_FORCEINLINE void block_scale_narrow_grouped(const float* src, float f, b
   for (const std::int64_t nv = n - n % 16; j < nv; j += 16) {
     const __m256i e = bf16_round_high_avx2(_mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j), vf)));
     const __m256i o = bf16_round_high_avx2(_mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + j + 8), vf)));
-    // word 2q of each 32-bit lane pair from the even element, word 2q + 1 from the odd one
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm256_blend_epi16(_mm256_srli_epi32(e, 16), o, 0xaa));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), bf16x16_merge_high(e, o));
   }
 #else
   static_assert(!bf16_grouped);

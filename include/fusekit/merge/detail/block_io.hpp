@@ -17,6 +17,10 @@
 
 namespace fusekit::detail {
 
+/// Whether every view type has bf16 elements (the register kernels' condition, with contiguity).
+template <class... V>
+inline constexpr bool all_bf16 = (std::is_same_v<std::remove_cv_t<typename std::remove_cvref_t<V>::element_type>, bf16> && ...);
+
 /// Elements per block in the blocked merge loops (buffers of this many floats live on the stack).
 inline constexpr std::int64_t merge_block = 2048;
 

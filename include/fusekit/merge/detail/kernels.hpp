@@ -79,6 +79,10 @@ template <class In> struct input_set {
       contiguous[i] = inputs[i].tensor.is_contiguous() ? 1 : 0;
   }
   [[nodiscard]] std::size_t size() const noexcept { return in.size(); }
+  /// Whether every input is contiguous.
+  [[nodiscard]] bool all_contiguous() const noexcept {
+    return std::all_of(contiguous.begin(), contiguous.end(), [](char c) { return c != 0; });
+  }
   /// Loads elements [b, b+len) of model i as floats.
   void load(std::size_t i, std::int64_t b, std::int64_t len, float* dst) const noexcept {
     load_block(in[i].tensor, contiguous[i] != 0, b, len, dst);
@@ -340,20 +344,6 @@ template <class F> [[nodiscard]] inline double lane_sum(std::int64_t len, F&& f)
 
 /// f(Δ) summed by delta_lane_sum_bf16: Δ², |Δ| or Δ.
 enum class delta_stat { square, abs, signed_sum };
-
-/// Prefetch hint for the n elements at p (one per cache line). The per-model block loops read K + 1
-/// streams block after block, more than the hardware prefetchers follow, so they ask for the next
-/// block of every stream while working on the current one.
-template <class T> FUSEKIT_FORCEINLINE void prefetch_elements(const T* p, std::int64_t n) noexcept {
-#if defined(__GNUC__)
-  const char* c = reinterpret_cast<const char*>(p);
-  const char* e = reinterpret_cast<const char*>(p + n);
-  for (; c < e; c += 64)
-    __builtin_prefetch(c, 0, 0);
-#else
-  (void)p, (void)n;
-#endif
-}
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
 /// lane_sum(len, q ↦ f(x[q] − b[q])) over len contiguous bf16 elements, without a scratch copy: 16 elements

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -96,13 +95,11 @@ void weighted_sum(const P& policy, const Out& out, const Base& base, std::span<c
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
   // contiguous bf16 everywhere (the usual checkpoint case): the register kernel
-  using IT = std::remove_cv_t<typename In::element_type>;
-  if constexpr (std::is_same_v<OT, bf16> && std::is_same_v<IT, bf16>) {
+  if constexpr (all_bf16<Out, In>) {
     bool all = out_contig && std::all_of(in_contig.begin(), in_contig.end(), [](char v) { return v != 0; });
     const bf16* bp = nullptr;
     if constexpr (has_base) {
-      using BT = std::remove_cv_t<typename std::remove_cvref_t<Base>::element_type>;
-      if constexpr (std::is_same_v<BT, bf16>)
+      if constexpr (all_bf16<Base>)
         bp = base.data();
       else
         all = false;
