@@ -68,7 +68,7 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
     const i8 neg = (bits < 0) & (bits != std::numeric_limits<std::int32_t>::min());
     return (v8)((i8{} + 0x3f800000) | (neg & (i8{} + std::numeric_limits<std::int32_t>::min())));
   };
-  bf16x16_elementwise(out, b, e, streaming, base, x, J, 2048, one, [&](std::int64_t q) {
+  x16_elementwise(out, b, e, streaming, base, x, J, 2048, one, [&](std::int64_t q) {
     __m256 be, bo;
     bf16x16_load_split(base + q, be, bo);
     v8 Se{}, So{};

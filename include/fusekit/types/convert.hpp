@@ -136,6 +136,52 @@ FUSEKIT_FORCEINLINE __m256i bf16x16_narrow_split(__m256 even, __m256 odd) noexce
   return bf16x16_merge_high(high(even), high(odd));
 }
 
+#if defined(__F16C__)
+/// Elements 0–7 (`lo`) and 8–15 (`hi`) of 16 fp16 at p, widened to float with vcvtph2ps: exact, except
+/// that a signaling NaN comes out quiet (fp16::to_float keeps it signaling). Arithmetic quiets it the
+/// same way, so kernels that only compute on the values get the bits of the scalar path.
+FUSEKIT_FORCEINLINE void fp16x16_load(const fp16* p, __m256& lo, __m256& hi) noexcept {
+  lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+}
+
+/// The inverse of fp16x16_load: 16 fp16 in element order, each rounded as narrow_from_float does.
+FUSEKIT_FORCEINLINE __m256i fp16x16_narrow(__m256 lo, __m256 hi) noexcept {
+  constexpr int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  return _mm256_set_m128i(_mm256_cvtps_ph(hi, rn), _mm256_cvtps_ph(lo, rn));
+}
+#endif
+
+/// Whether x16_load / x16_narrow exist for 16-bit element type T in this translation unit (bf16 with
+/// AVX2; fp16 with AVX2 and F16C).
+template <class T>
+inline constexpr bool has_x16_kernels = std::is_same_v<T, bf16>
+#if defined(__F16C__)
+                                        || std::is_same_v<T, fp16>
+#endif
+    ;
+
+/// 16 bf16 / fp16 at p as two float vectors, in the lane layout that x16_narrow<T> undoes (bf16: even
+/// and odd elements, bf16x16_load_split; fp16: elements 0–7 and 8–15, fp16x16_load). For kernels whose
+/// per-element work does not care about the lane order.
+FUSEKIT_FORCEINLINE void x16_load(const bf16* p, __m256& a, __m256& b) noexcept { bf16x16_load_split(p, a, b); }
+#if defined(__F16C__)
+FUSEKIT_FORCEINLINE void x16_load(const fp16* p, __m256& a, __m256& b) noexcept { fp16x16_load(p, a, b); }
+#endif
+
+/// 16 elements of type T in element order from the two float vectors of x16_load's layout.
+template <class T> FUSEKIT_FORCEINLINE __m256i x16_narrow(__m256 a, __m256 b) noexcept {
+  if constexpr (std::is_same_v<T, bf16>) {
+    return bf16x16_narrow_split(a, b);
+  } else {
+#if defined(__F16C__)
+    return fp16x16_narrow(a, b);
+#else
+    static_assert(std::is_same_v<T, bf16>, "x16_narrow<fp16> needs F16C");
+#endif
+  }
+}
+
 /// Packs two vectors of 8 lanes holding 16-bit values (high halves zero) into 16 uint16 in lane order.
 FUSEKIT_FORCEINLINE __m256i pack_u32_to_u16_avx2(__m256i a, __m256i b) noexcept {
   // packus works within 128-bit lanes: [a0-3 b0-3 | a4-7 b4-7] → reorder the 64-bit quarters

@@ -21,6 +21,10 @@ namespace fusekit::detail {
 template <class... V>
 inline constexpr bool all_bf16 = (std::is_same_v<std::remove_cv_t<typename std::remove_cvref_t<V>::element_type>, bf16> && ...);
 
+/// Whether every view type has elements of type T.
+template <class T, class... V>
+inline constexpr bool all_elements_are = (std::is_same_v<std::remove_cv_t<typename std::remove_cvref_t<V>::element_type>, T> && ...);
+
 /// Elements per block in the blocked merge loops (buffers of this many floats live on the stack).
 inline constexpr std::int64_t merge_block = 2048;
 
@@ -135,16 +139,18 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
 }
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
-/// Runs an element-wise kernel over elements [b, e) of a contiguous bf16 output 16 at a time: `vec(q)`
-/// returns the bf16 bits of elements [q, q + 16) in element order (see bf16x16_narrow_split), `one(q)`
-/// writes element q by itself (the tail, and with `streaming` the head up to the 32-byte grid). Every 32
-/// elements the inputs `base` (may be nullptr) and x[0..K) are prefetched `ahead` elements on: K + 2
-/// interleaved streams are more than the hardware prefetchers follow. With `streaming` the vectors are
-/// stored non-temporally. The register kernels of weighted_sum and SCE are written on this.
-template <class One, class Vec>
-FUSEKIT_FORCEINLINE void bf16x16_elementwise(bf16* out, std::int64_t b, std::int64_t e, bool streaming, const bf16* base,
-                                             const bf16* const* x, std::size_t K, std::int64_t ahead, One&& one,
-                                             Vec&& vec) noexcept {
+/// Runs an element-wise kernel over elements [b, e) of a contiguous 16-bit (bf16 or fp16) output 16 at a
+/// time: `vec(q)` returns the bits of elements [q, q + 16) in element order (bf16x16_narrow_split,
+/// fp16x16_narrow), `one(q)` writes element q by itself (the tail, and with `streaming` the head up to the
+/// 32-byte grid). Every 32 elements the inputs `base` (may be nullptr) and x[0..K) are prefetched `ahead`
+/// elements on: K + 2 interleaved streams are more than the hardware prefetchers follow. With
+/// `streaming` the vectors are stored non-temporally. The register kernels of weighted_sum and SCE are
+/// written on this.
+template <class T, class One, class Vec>
+FUSEKIT_FORCEINLINE void x16_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
+                                         const T* const* x, std::size_t K, std::int64_t ahead, One&& one,
+                                         Vec&& vec) noexcept {
+  static_assert(sizeof(T) == 2, "x16_elementwise: 16-bit elements");
   std::int64_t q = b;
   if (streaming)
     for (; q < e && (reinterpret_cast<std::uintptr_t>(out + q) & 31u) != 0; ++q)

@@ -16,22 +16,23 @@
 namespace fusekit::detail {
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-/// weighted_sum over elements [b, e) of contiguous bf16 rows (out, base or nullptr, K inputs), with the
-/// sum kept in registers: each 16 elements are loaded as even/odd halves from every input
-/// (bf16x16_load_split), summed in the same order and with the same expressions as the blocked loop
-/// of weighted_sum, and narrowed with one word blend. Without FP contraction the result has the same bits
-/// as the blocked loop; with it, the few elements done one at a time may differ by one bf16 ulp (below).
+/// weighted_sum over elements [b, e) of contiguous 16-bit rows (out, base or nullptr, K inputs; T is
+/// bf16, or fp16 where F16C exists: has_x16_kernels<T>), with the sum kept in registers: each 16
+/// elements are loaded as two float vectors from every input (x16_load: even/odd halves for bf16,
+/// vcvtph2ps for fp16), summed in the same order and with the same expressions as the blocked loop of
+/// weighted_sum, and narrowed in registers (x16_narrow). Without FP contraction the result has the same
+/// bits as the blocked loop; with it, the few elements done one at a time may differ by one ulp (below).
 /// Every input is prefetched 2 KiB ahead (K + 2 interleaved streams are more than the hardware
 /// prefetchers follow); with `streaming` the output is written with non-temporal 32-byte stores.
-template <bool Sub>
-void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x, const float* c, std::size_t K,
-                       std::int64_t b, std::int64_t e, bool streaming) noexcept {
+template <class T, bool Sub>
+void weighted_sum_x16(T* out, const T* base, const T* const* x, const float* c, std::size_t K, std::int64_t b,
+                      std::int64_t e, bool streaming) noexcept {
   // Sub (deltas against a base) is a template parameter: the two forms compile as straight loops
   typedef float v8 __attribute__((vector_size(32)));
   constexpr std::int64_t ahead = 1024; // elements
   // one element: the unaligned head and the tail. The same expressions as the 16-wide body, but GCC may
   // contract them differently: with its Zen tuning it avoids scalar FMA chains (acc += c·d over k) while
-  // it fuses the 8-lane ones, so under FP contraction these elements can round one bf16 ulp away from the
+  // it fuses the 8-lane ones, so under FP contraction these elements can round one ulp away from the
   // vectors and from the blocked loop; with -ffp-contract=off (the fusekit tool) all agree bit for bit
   auto one = [&](std::int64_t j) {
     float acc = 0.0f;
@@ -44,16 +45,16 @@ void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x, const 
       for (std::size_t k = 0; k < K; ++k)
         acc += c[k] * static_cast<float>(x[k][j]);
     }
-    out[j] = bf16(from_bits, bf16::from_float(acc));
+    out[j] = from_compute<T>(acc);
   };
-  bf16x16_elementwise(out, b, e, streaming, Sub ? base : nullptr, x, K, ahead, one, [&](std::int64_t j) {
+  x16_elementwise(out, b, e, streaming, Sub ? base : nullptr, x, K, ahead, one, [&](std::int64_t j) {
     v8 ae{}, ao{};
     if constexpr (Sub) {
       __m256 be, bo;
-      bf16x16_load_split(base + j, be, bo);
+      x16_load(base + j, be, bo);
       for (std::size_t k = 0; k < K; ++k) {
         __m256 xe, xo;
-        bf16x16_load_split(x[k] + j, xe, xo);
+        x16_load(x[k] + j, xe, xo);
         const float ck = c[k];
         ae += ck * ((v8)xe - (v8)be);
         ao += ck * ((v8)xo - (v8)bo);
@@ -63,13 +64,13 @@ void weighted_sum_bf16(bf16* out, const bf16* base, const bf16* const* x, const 
     } else {
       for (std::size_t k = 0; k < K; ++k) {
         __m256 xe, xo;
-        bf16x16_load_split(x[k] + j, xe, xo);
+        x16_load(x[k] + j, xe, xo);
         const float ck = c[k];
         ae += ck * (v8)xe;
         ao += ck * (v8)xo;
       }
     }
-    return bf16x16_narrow_split((__m256)ae, (__m256)ao);
+    return x16_narrow<T>((__m256)ae, (__m256)ao);
   });
 }
 #endif
@@ -94,26 +95,27 @@ void weighted_sum(const P& policy, const Out& out, const Base& base, std::span<c
     in_contig[k] = inputs[k].tensor.is_contiguous();
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-  // contiguous bf16 everywhere (the usual checkpoint case): the register kernel
-  if constexpr (all_bf16<Out, In>) {
+  // contiguous bf16 (or fp16) everywhere, the usual checkpoint case: the register kernel
+  using IT = std::remove_cv_t<typename In::element_type>;
+  if constexpr (std::is_same_v<OT, IT> && has_x16_kernels<OT>) {
     bool all = out_contig && std::all_of(in_contig.begin(), in_contig.end(), [](char v) { return v != 0; });
-    const bf16* bp = nullptr;
+    const OT* bp = nullptr;
     if constexpr (has_base) {
-      if constexpr (all_bf16<Base>)
+      if constexpr (all_elements_are<OT, Base>)
         bp = base.data();
       else
         all = false;
       all = all && base_contig;
     }
     if (all) {
-      std::vector<const bf16*> xs(inputs.size());
+      std::vector<const OT*> xs(inputs.size());
       for (std::size_t k = 0; k < inputs.size(); ++k)
         xs[k] = inputs[k].tensor.data();
       exec::for_each_block(policy, n, merge_block, [&](std::int64_t b, std::int64_t e) {
         if (deltas && bp != nullptr)
-          weighted_sum_bf16<true>(out.data(), bp, xs.data(), coeff.data(), xs.size(), b, e, streaming);
+          weighted_sum_x16<OT, true>(out.data(), bp, xs.data(), coeff.data(), xs.size(), b, e, streaming);
         else
-          weighted_sum_bf16<false>(out.data(), nullptr, xs.data(), coeff.data(), xs.size(), b, e, streaming);
+          weighted_sum_x16<OT, false>(out.data(), nullptr, xs.data(), coeff.data(), xs.size(), b, e, streaming);
       });
       return;
     }
