@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@
 #include <fusekit/core/error.hpp>
 #include <fusekit/exec/policy.hpp>
 #include <fusekit/exec/select.hpp>
+#include <fusekit/merge/detail/gta_kernel.hpp>
 #include <fusekit/merge/detail/kernels.hpp>
 #include <fusekit/merge/detail/topk.hpp>
 #include <fusekit/merge/merge.hpp>
@@ -660,8 +662,76 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   const bool count_div = divisor == consensus_divisor::count;
   const float lam = lambda;
   const std::size_t sf = static_cast<std::size_t>(blk) * (N + 9);
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+  // contiguous bf16 everywhere (the checkpoint case): blocks whose every keep mask is a key range and/or a
+  // bit mask go through the register kernel (gta_final_bf16); the block where a tie quota runs out does not
+  const bool bf16_regs = all_bf16<Out, Base, In> && o_io.contiguous && b_io.contiguous && in.all_contiguous();
+  std::vector<const bf16*> xs;
+  std::vector<gta_coeffs> coef;
+  std::vector<std::uint64_t> streams;
+  if constexpr (all_bf16<Out, Base, In>) {
+    if (bf16_regs) {
+      for (std::size_t i = 0; i < N; ++i) {
+        xs.push_back(inputs[i].tensor.data());
+        const float w = inputs[i].weight;
+        coef.push_back({plan[i].scale, w, weighted_election ? w : 1.0f, count_div ? 1.0f : w});
+        streams.push_back(model_stream(ctx.tensor_name, i));
+      }
+    }
+  }
+#endif
   for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
     const std::int64_t len = e - b;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+    if constexpr (all_bf16<Out, Base, In>) {
+      if (bf16_regs) {
+        // scratch: N rules, N × blk/64 words of keep bits for random masks drawn per block, 16·N floats
+        auto* rules = reinterpret_cast<gta_keep_rule*>(s + 8 * blk);
+        auto* words = reinterpret_cast<std::uint64_t*>(s + 8 * blk + 8 * N);
+        float* tbuf = s + 8 * blk + 8 * N + 2 * N * static_cast<std::size_t>(blk / 64);
+        static_assert(sizeof(gta_keep_rule) <= 8 * sizeof(float));
+        bool ok = true;
+        for (std::size_t i = 0; i < N && ok; ++i) {
+          gta_keep_rule* r = new (rules + i) gta_keep_rule{};
+          const auto& p = plan[i];
+          switch (p.kind) {
+          case gta_model_plan::keep_all: break;
+          case gta_model_plan::drop_all: r->lo_m1 = std::numeric_limits<std::int32_t>::max(); break;
+          case gta_model_plan::top: ok = selection_rule(sel[p.req_a], bi, r->lo_m1); break;
+          case gta_model_plan::band:
+            ok = selection_rule(sel[p.req_b], bi, r->lo_m1) && selection_rule(sel[p.req_a], bi, r->hi_m1);
+            break;
+          case gta_model_plan::random:
+            if (p.bits.empty()) { // drawn for this block, as mark() does
+              std::uint64_t* wi = words + i * static_cast<std::size_t>(blk / 64);
+              fill_keep_bits(ctx.seed, streams[i], static_cast<std::uint64_t>(b), len, static_cast<float>(p.density), wi);
+              r->bits = wi;
+              r->origin = b;
+              break;
+            }
+            [[fallthrough]];
+          case gta_model_plan::della: r->bits = p.bits.data(); break;
+          }
+        }
+        if (ok) {
+          const gta_rule_kind kind = consensus == consensus_method::none  ? gta_rule_kind::none
+                                     : consensus == consensus_method::sum ? gta_rule_kind::sum
+                                                                          : gta_rule_kind::count;
+          auto run = [&](auto k) {
+            gta_final_bf16<decltype(k)::value>(out.data(), base.data(), xs.data(), rules, coef.data(), N, normalize,
+                                               scalar_div, lam, b, e, o_io.streaming, tbuf);
+          };
+          if (kind == gta_rule_kind::none)
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::none>{});
+          else if (kind == gta_rule_kind::sum)
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{});
+          else
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::count>{});
+          return;
+        }
+      }
+    }
+#endif
     float* bb = s;
     float* x = s + blk;
     float* keep = s + 2 * blk;

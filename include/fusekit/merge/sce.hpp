@@ -62,12 +62,6 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
     }
     out[q] = bf16(from_bits, bf16::from_float(bv + num / std::max(den, 1e-6f)));
   };
-  // elected_sign on 8 lanes: +1 unless the sign bit is set and the value is not −0
-  const auto sign8 = [](v8 S) {
-    const i8 bits = (i8)S;
-    const i8 neg = (bits < 0) & (bits != std::numeric_limits<std::int32_t>::min());
-    return (v8)((i8{} + 0x3f800000) | (neg & (i8{} + std::numeric_limits<std::int32_t>::min())));
-  };
   x16_elementwise(out, b, e, streaming, base, x, J, 2048, one, [&](std::int64_t q) {
     __m256 be, bo;
     bf16x16_load_split(base + q, be, bo);
@@ -78,7 +72,7 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
       Se = Se + ((v8)xe - (v8)be);
       So = So + ((v8)xo - (v8)bo);
     }
-    const v8 ge = sign8(Se), go = sign8(So);
+    const v8 ge = elected_sign_v8(Se), go = elected_sign_v8(So);
     v8 ne{}, no{}, de{}, dn{};
     for (std::size_t j = 0; j < J; ++j) {
       __m256 xe, xo;

@@ -406,6 +406,17 @@ FUSEKIT_FORCEINLINE float less_nonneg(float a, float b) noexcept {
   return masked(1.0f, 0u - static_cast<std::uint32_t>(std::bit_cast<std::int32_t>(a) < std::bit_cast<std::int32_t>(b)));
 }
 
+#if FUSEKIT_HAS_VECTOR_EXT && defined(__AVX__)
+/// elected_sign on 8 lanes: +1 unless the sign bit is set and the value is not −0.
+FUSEKIT_FORCEINLINE auto elected_sign_v8(float __attribute__((vector_size(32))) S) noexcept {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  const i8 bits = (i8)S;
+  const i8 neg = (bits < 0) & (bits != std::numeric_limits<std::int32_t>::min());
+  return (v8)((i8{} + 0x3f800000) | (neg & (i8{} + std::numeric_limits<std::int32_t>::min())));
+}
+#endif
+
 /// "model <i>" suffix for messages.
 inline std::string model_label(std::size_t i) { return "model " + std::to_string(i); }
 

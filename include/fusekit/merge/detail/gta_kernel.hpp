@@ -1,0 +1,221 @@
+/// @file
+/// @brief Internal: the final pass of the GTA pipeline (TIES, DARE, breadcrumbs, DELLA) over contiguous
+/// bf16 rows in registers, and the per-block keep rules it evaluates.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include <fusekit/merge/detail/block_io.hpp>
+#include <fusekit/merge/detail/kernels.hpp>
+#include <fusekit/merge/detail/topk.hpp>
+#include <fusekit/types/convert.hpp>
+
+namespace fusekit::detail {
+
+/// One model's keep mask over one block of the GTA final pass, as the register kernel evaluates it:
+///   keep(e) = key > lo_m1  and not key > hi_m1  and (bits == nullptr or bit e − origin of bits)
+/// with key = magnitude_key(Δ[e]) (below 2^31, so signed 32-bit compares order it). lo_m1 = −1 keeps every
+/// key and INT32_MAX none; hi_m1 = INT32_MAX drops none.
+struct gta_keep_rule {
+  std::int32_t lo_m1 = -1;
+  std::int32_t hi_m1 = std::numeric_limits<std::int32_t>::max();
+  const std::uint64_t* bits = nullptr;
+  std::int64_t origin = 0;
+
+  [[nodiscard]] bool keep(std::uint32_t key, std::int64_t e) const noexcept {
+    const auto k = static_cast<std::int32_t>(key);
+    const bool bit = bits == nullptr || ((bits[(e - origin) >> 6] >> ((e - origin) & 63)) & 1u) != 0;
+    return k > lo_m1 && !(k > hi_m1) && bit;
+  }
+};
+
+/// The set of a top-k selection within block bi as "key > m1" (m1 = INT32_MAX: nothing selected); false for
+/// the block where a tie quota runs out (the caller then takes the blocked loop for the block).
+[[nodiscard]] inline bool selection_rule(const block_topk& t, std::int64_t bi, std::int32_t& m1) noexcept {
+  if (t.k <= 0) {
+    m1 = std::numeric_limits<std::int32_t>::max();
+    return true;
+  }
+  std::uint32_t lim = 0;
+  if (!t.block_limit(bi, lim) || lim > 0x80000000u) // keys are below 2^31: lim = 2^31 selects nothing
+    return false;
+  m1 = static_cast<std::int32_t>(static_cast<std::int64_t>(lim) - 1);
+  return true;
+}
+
+/// Per-model coefficients of the final pass: rescale, weight, election weight, divisor weight.
+struct gta_coeffs {
+  float sc, w, ew, dw;
+};
+
+/// The consensus rules of the final pass (generalized_task_arithmetic::consensus).
+enum class gta_rule_kind { none, sum, count };
+
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+/// The GTA final pass over elements [b, e) of contiguous bf16 rows in registers, for N models with keep
+/// rules `rule` and coefficients `c`: t_i = masked(Δ_i·sc_i, keep_i); without consensus
+/// M = Σ w_i·t_i (÷ scalar_div when normalizing); with it S = Σ e_i (e = ew·t, or its sign for `count`),
+/// σ = elected_sign(S), agree_i = ew_i·t_i·σ > 0, M = Σ masked(w_i·t_i, agree_i),
+/// D = Σ masked(dw_i, agree_i), M ← M / (D + [D = 0]) when normalizing; out = b + λ·M. The same operations
+/// in the same order as the blocked loop of generalized_task_arithmetic::apply, with t_i recomputed from
+/// the inputs, 16 elements at a time as even/odd halves. With consensus the first loop over the models parks
+/// each model's 16 values of ew·t (of t when ew ≠ w for some model) in `tbuf` (16·N floats, L1) for the
+/// second; rule parts that change nothing (no upper key limit, no bit mask, scale 1) are skipped per model,
+/// with the same results (d·1 = d exactly). Without FP
+/// contraction the bits are the blocked loop's; with it the elements done one at a time (head, tail) may
+/// round differently, as in weighted_sum_x16.
+template <gta_rule_kind Rule>
+void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta_keep_rule* rule, const gta_coeffs* c,
+                    std::size_t N, bool normalize, float scalar_div, float lam, std::int64_t b, std::int64_t e,
+                    bool streaming, float* tbuf) noexcept {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  auto one = [&](std::int64_t q) {
+    const float bb = static_cast<float>(base[q]);
+    auto t_of = [&](std::size_t i) {
+      const float d = static_cast<float>(x[i][q]) - bb;
+      return masked(d * c[i].sc, rule[i].keep(exec::magnitude_key(d), q) ? ~std::uint32_t{0} : 0u);
+    };
+    float M = 0.0f;
+    if constexpr (Rule == gta_rule_kind::none) {
+      for (std::size_t i = 0; i < N; ++i)
+        M += c[i].w * t_of(i);
+      if (normalize)
+        M = M / scalar_div;
+    } else {
+      float S = 0.0f;
+      for (std::size_t i = 0; i < N; ++i) {
+        const float v = c[i].ew * t_of(i);
+        if constexpr (Rule == gta_rule_kind::sum)
+          S += v;
+        else
+          S += (v > 0.0f ? 1.0f : 0.0f) - (v < 0.0f ? 1.0f : 0.0f);
+      }
+      const float sg = elected_sign(S);
+      float D = 0.0f;
+      for (std::size_t i = 0; i < N; ++i) {
+        const float t = t_of(i);
+        const std::uint32_t agree = positive_mask(c[i].ew * t * sg);
+        M += masked(c[i].w * t, agree);
+        D += masked(c[i].dw, agree);
+      }
+      if (normalize)
+        M = M / (D + static_cast<float>(D == 0.0f));
+    }
+    out[q] = bf16(from_bits, bf16::from_float(bb + lam * M));
+  };
+  // keep masks of the even and odd elements of [q, q + 16)
+  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
+  const i8 odd_bit = even_bit + even_bit;
+  auto t_pair = [&](std::size_t i, std::int64_t q, v8 be, v8 bo, v8& te, v8& to) {
+    __m256 xe, xo;
+    bf16x16_load_split(x[i] + q, xe, xo);
+    const v8 de = (v8)xe - be, dd = (v8)xo - bo;
+    const gta_keep_rule& r = rule[i];
+    const i8 ke = (i8)de & 0x7fffffff, ko = (i8)dd & 0x7fffffff;
+    i8 me = ke > r.lo_m1, mo = ko > r.lo_m1;
+    if (r.hi_m1 != std::numeric_limits<std::int32_t>::max()) {
+      me &= ~(ke > r.hi_m1);
+      mo &= ~(ko > r.hi_m1);
+    }
+    if (r.bits != nullptr) {
+      const std::int64_t p = q - r.origin;
+      std::uint64_t w = r.bits[p >> 6] >> (p & 63);
+      if ((p & 63) > 48)
+        w |= r.bits[(p >> 6) + 1] << (64 - (p & 63));
+      const i8 h = i8{} + static_cast<std::int32_t>(w & 0xffffu);
+      me &= (h & even_bit) != 0;
+      mo &= (h & odd_bit) != 0;
+    }
+    const float sc = c[i].sc;
+    if (sc != 1.0f) {
+      const v8 pe = de * sc, po = dd * sc; // separate statements: rounded (or contracted) as the blocked loop
+      te = (v8)((i8)pe & me);
+      to = (v8)((i8)po & mo);
+    } else { // d·1 = d
+      te = (v8)((i8)de & me);
+      to = (v8)((i8)dd & mo);
+    }
+  };
+  // whether ew = w for every model (weighted election, the default): then ew·t is also the merge's w·t
+  bool ew_is_w = true;
+  for (std::size_t i = 0; i < N; ++i)
+    ew_is_w = ew_is_w && std::bit_cast<std::uint32_t>(c[i].ew) == std::bit_cast<std::uint32_t>(c[i].w);
+  const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
+  x16_elementwise(out, b, e, streaming, base, x, N, 1024, one, [&](std::int64_t q) {
+    __m256 be_, bo_;
+    bf16x16_load_split(base + q, be_, bo_);
+    const v8 be = (v8)be_, bo = (v8)bo_;
+    v8 Me{}, Mo{};
+    if constexpr (Rule == gta_rule_kind::none) {
+      for (std::size_t i = 0; i < N; ++i) {
+        v8 te, to;
+        t_pair(i, q, be, bo, te, to);
+        const float w = c[i].w;
+        Me += w * te;
+        Mo += w * to;
+      }
+      if (normalize) {
+        Me = Me / scalar_div;
+        Mo = Mo / scalar_div;
+      }
+    } else {
+      v8 Se{}, So{};
+      for (std::size_t i = 0; i < N; ++i) {
+        v8 te, to;
+        t_pair(i, q, be, bo, te, to);
+        const float ew = c[i].ew;
+        const v8 ve = ew * te, vo = ew * to;
+        if constexpr (Rule == gta_rule_kind::sum) {
+          Se += ve;
+          So += vo;
+        } else {
+          Se += (v8)((ve > 0.0f) & one_bits) - (v8)((ve < 0.0f) & one_bits);
+          So += (v8)((vo > 0.0f) & one_bits) - (v8)((vo < 0.0f) & one_bits);
+        }
+        float* tb = tbuf + 16 * i;
+        std::memcpy(tb, ew_is_w ? &ve : &te, sizeof(v8));
+        std::memcpy(tb + 8, ew_is_w ? &vo : &to, sizeof(v8));
+      }
+      const v8 ge = elected_sign_v8(Se), go = elected_sign_v8(So);
+      v8 De{}, Do{};
+      for (std::size_t i = 0; i < N; ++i) {
+        v8 pe, po, we, wo; // ew·t·σ and w·t
+        const float* tb = tbuf + 16 * i;
+        if (ew_is_w) {
+          std::memcpy(&we, tb, sizeof(v8));
+          std::memcpy(&wo, tb + 8, sizeof(v8));
+          pe = we * ge;
+          po = wo * go;
+        } else {
+          v8 te, to;
+          std::memcpy(&te, tb, sizeof(v8));
+          std::memcpy(&to, tb + 8, sizeof(v8));
+          const float ew = c[i].ew, w = c[i].w;
+          pe = ew * te * ge;
+          po = ew * to * go;
+          we = w * te;
+          wo = w * to;
+        }
+        const i8 ae = (i8)pe > 0, ao = (i8)po > 0; // positive_mask: zeros never agree
+        Me += (v8)((i8)we & ae);
+        Mo += (v8)((i8)wo & ao);
+        const i8 dw = i8{} + std::bit_cast<std::int32_t>(c[i].dw);
+        De += (v8)(dw & ae);
+        Do += (v8)(dw & ao);
+      }
+      if (normalize) {
+        Me = Me / (De + (v8)((De == 0.0f) & one_bits));
+        Mo = Mo / (Do + (v8)((Do == 0.0f) & one_bits));
+      }
+    }
+    const v8 re = be + lam * Me, ro = bo + lam * Mo;
+    return bf16x16_narrow_split((__m256)re, (__m256)ro);
+  });
+}
+#endif
+
+} // namespace fusekit::detail
