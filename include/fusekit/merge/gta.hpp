@@ -523,7 +523,21 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
     std::vector<char> needs(N, 0);
     for (const auto& r : reqs)
       needs[r.stream] = 1;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+    const bool keys_bf16 = all_bf16<Base, In> && b_io.contiguous && in.all_contiguous();
+#endif
     auto block_keys = [&](std::int64_t b, std::int64_t len, float* s, std::uint32_t* keys, std::int64_t kstride) {
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
+      if constexpr (all_bf16<Base, In>) {
+        if (keys_bf16) { // straight from the bf16 rows (same keys, no widened copies)
+          for (std::size_t i = 0; i < N; ++i)
+            if (needs[i])
+              delta_keys_bf16(base.data() + b, inputs[i].tensor.data() + b, len,
+                              keys + i * static_cast<std::size_t>(kstride));
+          return;
+        }
+      }
+#endif
       float* bb = s;
       float* x = s + blk;
       b_io.load(b, len, bb);

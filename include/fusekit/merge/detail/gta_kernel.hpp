@@ -110,7 +110,9 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
   // keep masks of the even and odd elements of [q, q + 16)
   const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
   const i8 odd_bit = even_bit + even_bit;
-  auto t_pair = [&](std::size_t i, std::int64_t q, v8 be, v8 bo, v8& te, v8& to) {
+  // (the vector lambdas capture by value: with references GCC reloads every captured pointer after each
+  // store to tbuf, which it cannot prove does not alias them)
+  auto t_pair = [=](std::size_t i, std::int64_t q, v8 be, v8 bo, v8& te, v8& to) {
     __m256 xe, xo;
     bf16x16_load_split(x[i] + q, xe, xo);
     const v8 de = (v8)xe - be, dd = (v8)xo - bo;
@@ -145,7 +147,8 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
   for (std::size_t i = 0; i < N; ++i)
     ew_is_w = ew_is_w && std::bit_cast<std::uint32_t>(c[i].ew) == std::bit_cast<std::uint32_t>(c[i].w);
   const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
-  x16_elementwise(out, b, e, streaming, base, x, N, 1024, one, [&](std::int64_t q) {
+  typedef float v8u __attribute__((vector_size(32), aligned(4))); // an unaligned, non-aliasing vector of tbuf
+  x16_elementwise(out, b, e, streaming, base, x, N, 1024, one, [=](std::int64_t q) {
     __m256 be_, bo_;
     bf16x16_load_split(base + q, be_, bo_);
     const v8 be = (v8)be_, bo = (v8)bo_;
@@ -176,24 +179,27 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
           Se += (v8)((ve > 0.0f) & one_bits) - (v8)((ve < 0.0f) & one_bits);
           So += (v8)((vo > 0.0f) & one_bits) - (v8)((vo < 0.0f) & one_bits);
         }
-        float* tb = tbuf + 16 * i;
-        std::memcpy(tb, ew_is_w ? &ve : &te, sizeof(v8));
-        std::memcpy(tb + 8, ew_is_w ? &vo : &to, sizeof(v8));
+        v8u* tb = reinterpret_cast<v8u*>(tbuf + 16 * i);
+        if (ew_is_w) {
+          tb[0] = ve;
+          tb[1] = vo;
+        } else {
+          tb[0] = te;
+          tb[1] = to;
+        }
       }
       const v8 ge = elected_sign_v8(Se), go = elected_sign_v8(So);
       v8 De{}, Do{};
       for (std::size_t i = 0; i < N; ++i) {
         v8 pe, po, we, wo; // ew·t·σ and w·t
-        const float* tb = tbuf + 16 * i;
+        const v8u* tb = reinterpret_cast<const v8u*>(tbuf + 16 * i);
         if (ew_is_w) {
-          std::memcpy(&we, tb, sizeof(v8));
-          std::memcpy(&wo, tb + 8, sizeof(v8));
+          we = tb[0];
+          wo = tb[1];
           pe = we * ge;
           po = wo * go;
         } else {
-          v8 te, to;
-          std::memcpy(&te, tb, sizeof(v8));
-          std::memcpy(&to, tb + 8, sizeof(v8));
+          const v8 te = tb[0], to = tb[1];
           const float ew = c[i].ew, w = c[i].w;
           pe = ew * te * ge;
           po = ew * to * go;
