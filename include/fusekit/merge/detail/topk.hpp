@@ -188,11 +188,13 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
                   sample.get() + (st * static_cast<std::size_t>(nruns) + static_cast<std::size_t>(ri)) * run);
       run_len[static_cast<std::size_t>(ri)] = len;
     });
-    // Compact the (possibly short) last run and estimate each bracket.
+    // Compact the (possibly short) last run and estimate each bracket (requests in parallel: each reads
+    // its stream's sample and writes only its own entries)
     const std::int64_t s_total = (nruns - 1) * run + run_len.back();
-    std::vector<std::uint32_t> tmp;
-    std::vector<std::int64_t> hist(2048);
-    for (std::size_t r = 0; r < R; ++r) {
+    exec::for_each_n(policy, static_cast<std::int64_t>(R), [&](std::int64_t ri) {
+      const auto r = static_cast<std::size_t>(ri);
+      std::vector<std::uint32_t> tmp;
+      std::vector<std::int64_t> hist(2048);
       const std::size_t st = reqs[r].stream;
       tmp.assign(sample.get() + st * static_cast<std::size_t>(nruns) * run,
                  sample.get() + st * static_cast<std::size_t>(nruns) * run + static_cast<std::size_t>(s_total));
@@ -202,7 +204,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         k_est = std::floor(reqs[r].nonzero_fraction * static_cast<double>(nz) * static_cast<double>(n) / static_cast<double>(s_total));
       }
       if (reqs[r].nonzero_fraction < 0 && (reqs[r].k <= 0 || reqs[r].k >= n))
-        continue;
+        return;
       const double p = std::clamp(k_est / static_cast<double>(n), 0.0, 1.0);
       const double s = static_cast<double>(s_total);
       const double centre = p * s, margin = 6.0 * std::sqrt(s * p * (1.0 - p)) + 32.0 + 0.001 * s;
@@ -227,7 +229,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       for (std::uint32_t x : tmp)
         inside += static_cast<std::int64_t>((x > ilo) & (x < ihi) & (x != imid));
       cand_share[r] = static_cast<double>(inside) / static_cast<double>(s_total);
-    }
+    });
   }
 
   // ---- one collection pass: per request, keys above the bracket, per-block counts of keys equal to its ends
