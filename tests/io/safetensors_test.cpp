@@ -375,11 +375,14 @@ BOOST_AUTO_TEST_CASE(open_tensor_commit_round_trip_mapped_and_buffered) {
   }
   plan.push_back({"empty", dtype::bf16, {0, 4}});
   data.emplace_back();
-  for (int mode = 0; mode < 3; ++mode) {
+  // modes: 0 mapped windows (preallocated), 1 no preallocation, 2 write(), 3 the staging buffer (default),
+  // with a second window held open while the next is filled (it gets a heap buffer of its own)
+  for (int mode = 0; mode < 4; ++mode) {
     const auto dir = scratch("window" + std::to_string(mode));
     writer_options opt;
     opt.max_shard_bytes = 300;
     opt.preallocate = mode != 1;
+    opt.window = mode == 0 ? output_window::map : output_window::staging;
     {
       safetensors_writer wr(dir, plan, opt);
       for (std::size_t i = plan.size(); i-- > 0;) { // reverse order: random access within the files
@@ -392,10 +395,19 @@ BOOST_AUTO_TEST_CASE(open_tensor_commit_round_trip_mapped_and_buffered) {
         BOOST_TEST(t.bytes().size() == plan[i].nbytes());
         if (mode == 0 && !t.bytes().empty())
           BOOST_TEST(t.mapped()); // the scratch folder's file system supports fallocate
-        if (mode == 1)
+        if (mode == 1 || mode == 3)
           BOOST_TEST(!t.mapped());
         if (!data[i].empty())
           std::memcpy(t.bytes().data(), data[i].data(), t.bytes().size());
+        if (mode == 3 && i >= 1 && !data[i - 1].empty()) { // two windows at once: distinct buffers
+          tensor_out u = wr.open_tensor(i - 1);
+          BOOST_TEST((u.bytes().data() != t.bytes().data()));
+          std::memcpy(u.bytes().data(), data[i - 1].data(), u.bytes().size());
+          wr.commit(std::move(t));
+          wr.commit(std::move(u));
+          --i;
+          continue;
+        }
         wr.commit(std::move(t));
       }
       BOOST_TEST(wr.bytes_written() == wr.total_bytes());
