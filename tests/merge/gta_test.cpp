@@ -446,54 +446,25 @@ BOOST_AUTO_TEST_CASE(errors_name_tensor_and_model) {
 // Δ = 0 entries, NaN / inf inputs, varied weights, 1-5 models, an output off the 32-byte grid, and outputs
 // large enough for streaming stores.
 BOOST_AUTO_TEST_CASE(bf16_register_final_pass_equals_blocked_loop) {
-  using V2 = strided_view<const bf16, 2>;
-  auto same = [](bf16 a, bf16 b) {
-    return a.bits == b.bits || (std::isnan(static_cast<float>(a)) && std::isnan(static_cast<float>(b)));
-  };
   for (const auto [rows, cols] : {std::array<std::int64_t, 2>{5, 37}, {3, 4099}, {1100, 4099}})
     for (int k : {1, 2, 5}) {
-      const std::int64_t pitch = cols + 5, n = rows * cols;
-      std::uint32_t st = static_cast<std::uint32_t>(rows * 131 + k);
-      auto rnd = [&st] {
-        st = st * 1664525u + 1013904223u;
-        return static_cast<float>(st >> 8) * (1.0f / 16777216.0f) - 0.5f;
-      };
-      std::vector<bf16> bp(static_cast<std::size_t>(rows * pitch)), bd(static_cast<std::size_t>(n));
-      std::vector<std::vector<bf16>> xp(k, std::vector<bf16>(bp.size())), xd(k, std::vector<bf16>(bd.size()));
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::size_t ip = static_cast<std::size_t>(r * pitch + c), id = static_cast<std::size_t>(r * cols + c);
-          const float b = 0.5f + 0.25f * rnd(); // one binade: deltas are multiples of its ulp (heavy ties)
-          bp[ip] = bd[id] = from_compute<bf16>(b);
-          for (int j = 0; j < k; ++j) {
+      harness::lcg rnd{static_cast<std::uint32_t>(rows * 131 + k)};
+      const harness::bf16_twin_set set(
+          rows, cols, k, [&](std::size_t) { return 0.5f + 0.25f * rnd(); }, // one binade: quantized deltas, heavy ties
+          [&](std::size_t id, int j, float b) {
             float v = b + 0.02f * rnd();
-            if ((id + j) % 7 == 0)
+            if ((id + static_cast<std::size_t>(j)) % 7 == 0)
               v = b; // Δ = 0
-            if (rows == 3 && (id + j) % 997 == 5)
+            if (rows == 3 && (id + static_cast<std::size_t>(j)) % 997 == 5)
               v = (id % 2 == 0) ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-            xp[j][ip] = xd[j][id] = from_compute<bf16>(v);
-          }
-        }
-      const std::array<std::int64_t, 2> shape{rows, cols}, padded{pitch, 1};
-      std::vector<merge_input<V2>> in_p, in_d;
-      for (int j = 0; j < k; ++j) {
-        const float w = 0.3f + 0.25f * static_cast<float>(j);
-        const double density = 0.3 + 0.1 * j, gamma = 0.05;
-        in_p.push_back({.tensor = host_view(static_cast<const bf16*>(xp[j].data()), shape, padded), .weight = w,
-                        .density = density, .gamma = gamma, .epsilon = 0.1});
-        in_d.push_back({.tensor = host_view(static_cast<const bf16*>(xd[j].data()), shape), .weight = w,
-                        .density = density, .gamma = gamma, .epsilon = 0.1});
-      }
-      const auto base_p = host_view(static_cast<const bf16*>(bp.data()), shape, padded);
-      const auto base_d = host_view(static_cast<const bf16*>(bd.data()), shape);
-      std::vector<bf16> od(static_cast<std::size_t>(n) + 1), op(bp.size());
+            return v;
+          });
+      auto input_of = [](int j, harness::bf16_twin_set::V2 v) {
+        return merge_input<harness::bf16_twin_set::V2>{.tensor = v, .weight = 0.3f + 0.25f * static_cast<float>(j),
+                                                      .density = 0.3 + 0.1 * j, .gamma = 0.05, .epsilon = 0.1};
+      };
       auto check = [&](auto method, const char* what) {
-        merge(exec::par, method, host_view(od.data() + 1, shape), base_d, in_d, merge_context{"w", 3});
-        merge(exec::par, method, host_view(op.data(), shape, padded), base_p, in_p, merge_context{"w", 3});
-        std::int64_t diff = 0;
-        for (std::int64_t r = 0; r < rows; ++r)
-          for (std::int64_t c = 0; c < cols; ++c)
-            diff += !same(od[static_cast<std::size_t>(r * cols + c) + 1], op[static_cast<std::size_t>(r * pitch + c)]);
+        const std::int64_t diff = set.diff(method, input_of);
         BOOST_TEST(diff == 0, what << " " << rows << "x" << cols << ", " << k << " models: " << diff << " differ");
       };
       check(ties{}, "ties");

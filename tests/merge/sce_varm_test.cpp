@@ -20,13 +20,6 @@ using harness::tensor;
 
 namespace {
 
-// Same bits, or both NaN: where several NaN operands meet (inf − inf in one model, NaN input in another),
-// which payload and sign survive depends on the FMA form (132/213/231) the register allocator picked,
-// so NaN outputs are compared as NaN.
-inline bool same_bits_or_both_nan(bf16 a, bf16 b) {
-  return a.bits == b.bits || (std::isnan(static_cast<float>(a)) && std::isnan(static_cast<float>(b)));
-}
-
 const std::vector<float> d1{0.5f, -0.2f, 0.1f, 0.0f}, d2{0.3f, 0.4f, -0.1f, 0.2f}, d3{-0.4f, 0.1f, 0.2f, 0.0f};
 
 template <class M> std::vector<float> run_spec(const M& m, const std::vector<std::vector<float>>& xs, std::vector<float> base) {
@@ -246,50 +239,27 @@ BOOST_AUTO_TEST_CASE(varm_groups) {
 // (non-contiguous) rows take the blocked loops. Same bits required, NaN / inf inputs, ties (Δ = 0 and
 // equal deltas), 1-5 models, an output off the 32-byte grid and outputs large enough for streaming stores.
 BOOST_AUTO_TEST_CASE(bf16_register_kernels_equal_blocked_loops) {
-  using V2 = strided_view<const bf16, 2>;
   for (const auto [rows, cols] : {std::array<std::int64_t, 2>{5, 37}, {3, 4099}, {1100, 4099}})
     for (int k : {1, 2, 5}) {
-      const std::int64_t pitch = cols + 5, n = rows * cols;
-      std::uint32_t st = static_cast<std::uint32_t>(rows * 131 + k);
-      auto rnd = [&st] {
-        st = st * 1664525u + 1013904223u;
-        return static_cast<float>(st >> 8) * (1.0f / 16777216.0f) - 0.5f;
-      };
-      std::vector<bf16> bp(static_cast<std::size_t>(rows * pitch)), bd(static_cast<std::size_t>(n));
-      std::vector<std::vector<bf16>> xp(k, std::vector<bf16>(bp.size())), xd(k, std::vector<bf16>(bd.size()));
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::size_t ip = static_cast<std::size_t>(r * pitch + c), id = static_cast<std::size_t>(r * cols + c);
-          const float b = 0.02f * rnd();
-          bp[ip] = bd[id] = from_compute<bf16>(b);
-          for (int j = 0; j < k; ++j) {
+      harness::lcg rnd{static_cast<std::uint32_t>(rows * 131 + k)};
+      const harness::bf16_twin_set set(
+          rows, cols, k, [&](std::size_t) { return 0.02f * rnd(); },
+          [&](std::size_t id, int j, float b) {
+            const auto jj = static_cast<std::size_t>(j);
             float v = b + 0.004f * rnd();
-            if ((id + j) % 7 == 0)
+            if ((id + jj) % 7 == 0)
               v = b; // Δ = 0: never agrees
-            if ((id * 3 + j) % 11 == 0)
+            if ((id * 3 + jj) % 11 == 0)
               v = b - 0.002f; // equal deltas across models
-            if (rows == 3 && (id + j) % 997 == 5)
+            if (rows == 3 && (id + jj) % 997 == 5)
               v = (id % 2 == 0) ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-            xp[j][ip] = xd[j][id] = from_compute<bf16>(v);
-          }
-        }
-      const std::array<std::int64_t, 2> shape{rows, cols}, padded{pitch, 1};
-      std::vector<merge_input<V2>> in_p, in_d;
-      for (int j = 0; j < k; ++j) {
-        in_p.push_back({.tensor = host_view(static_cast<const bf16*>(xp[j].data()), shape, padded), .weight = 1.0f});
-        in_d.push_back({.tensor = host_view(static_cast<const bf16*>(xd[j].data()), shape), .weight = 1.0f});
-      }
-      const auto base_p = host_view(static_cast<const bf16*>(bp.data()), shape, padded);
-      const auto base_d = host_view(static_cast<const bf16*>(bd.data()), shape);
-      std::vector<bf16> od(static_cast<std::size_t>(n) + 1), op(bp.size());
+            return v;
+          });
+      auto input_of = [](int, harness::bf16_twin_set::V2 v) {
+        return merge_input<harness::bf16_twin_set::V2>{.tensor = v, .weight = 1.0f};
+      };
       auto check = [&](auto method, const char* what) {
-        merge(exec::par, method, host_view(od.data() + 1, shape), base_d, in_d, merge_context{"w", 3});
-        merge(exec::par, method, host_view(op.data(), shape, padded), base_p, in_p, merge_context{"w", 3});
-        std::int64_t diff = 0;
-        for (std::int64_t r = 0; r < rows; ++r)
-          for (std::int64_t c = 0; c < cols; ++c)
-            diff += !same_bits_or_both_nan(od[static_cast<std::size_t>(r * cols + c) + 1],
-                                           op[static_cast<std::size_t>(r * pitch + c)]);
+        const std::int64_t diff = set.diff(method, input_of);
         BOOST_TEST(diff == 0, what << " " << rows << "x" << cols << ", " << k << " models: " << diff << " differ");
       };
       check(sce{}, "sce");

@@ -347,15 +347,14 @@ template <class F> [[nodiscard]] inline double lane_sum(std::int64_t len, F&& f)
 enum class delta_stat { square, abs, signed_sum };
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
-/// keys[j] = exec::magnitude_key(float(x[j]) − float(b[j])) for j in [0, len) over contiguous bf16, in element
-/// order, without widening into a scratch buffer: 16 elements at a time as even/odd halves
-/// (bf16x16_load_split), interleaved back with two unpacks and two lane permutes, both rows prefetched 4 KiB
-/// ahead. The top-k selections of the GTA methods compute their keys with it.
-inline void delta_keys_bf16(const bf16* b, const bf16* x, std::int64_t len, std::uint32_t* keys) noexcept {
-  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+/// Calls `vec(q, de, dd)` for the 16-element groups [q, q + 16) of `len` contiguous bf16 elements, with the
+/// deltas x − b of the even elements in `de` and of the odd ones in `dd` (bf16x16_load_split), both rows
+/// prefetched 4 KiB ahead (the rows are read block after block, so this reaches into the next block, whose
+/// first lines would otherwise miss). Returns the first element not covered, for the caller's scalar tail.
+template <class Vec>
+FUSEKIT_FORCEINLINE std::int64_t for_each_delta16_bf16(const bf16* b, const bf16* x, std::int64_t len, Vec&& vec) noexcept {
+  constexpr std::int64_t ahead = 2048; // elements
   std::int64_t q = 0;
-  constexpr std::int64_t ahead = 2048; // elements: the rows are read block after block, so this reaches
-                                       // into the next block, whose first lines would otherwise miss
   for (; q + 16 <= len; q += 16) {
     if ((q & 31) == 0) {
       __builtin_prefetch(b + q + ahead, 0, 0);
@@ -364,38 +363,40 @@ inline void delta_keys_bf16(const bf16* b, const bf16* x, std::int64_t len, std:
     __m256 be, bo, xe, xo;
     bf16x16_load_split(b + q, be, bo);
     bf16x16_load_split(x + q, xe, xo);
-    const __m256i ke = _mm256_and_si256(_mm256_castps_si256(_mm256_sub_ps(xe, be)), abs_mask);
-    const __m256i ko = _mm256_and_si256(_mm256_castps_si256(_mm256_sub_ps(xo, bo)), abs_mask);
+    vec(q, _mm256_sub_ps(xe, be), _mm256_sub_ps(xo, bo));
+  }
+  return q;
+}
+
+/// keys[j] = exec::magnitude_key(float(x[j]) − float(b[j])) for j in [0, len) over contiguous bf16, in element
+/// order, without widening into a scratch buffer: the even/odd deltas of for_each_delta16_bf16 interleaved
+/// back with two unpacks and two lane permutes. The top-k selections of the GTA methods compute their keys
+/// with it.
+inline void delta_keys_bf16(const bf16* b, const bf16* x, std::int64_t len, std::uint32_t* keys) noexcept {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+  std::int64_t q = for_each_delta16_bf16(b, x, len, [&](std::int64_t j, __m256 de, __m256 dd) {
+    const __m256i ke = _mm256_and_si256(_mm256_castps_si256(de), abs_mask);
+    const __m256i ko = _mm256_and_si256(_mm256_castps_si256(dd), abs_mask);
     const __m256i lo = _mm256_unpacklo_epi32(ke, ko); // elements 0-3 | 8-11
     const __m256i hi = _mm256_unpackhi_epi32(ke, ko); // elements 4-7 | 12-15
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + q), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + q + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
-  }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + j), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  });
   for (; q < len; ++q)
     keys[q] = exec::magnitude_key(static_cast<float>(x[q]) - static_cast<float>(b[q]));
 }
 #endif
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-/// lane_sum(len, q ↦ f(x[q] − b[q])) over len contiguous bf16 elements, without a scratch copy: 16 elements
-/// at a time as even/odd halves (bf16x16_load_split), element j + k into accumulator k exactly as lane_sum
-/// does (even k in `ae`, odd k in `ao`), so the result has the same bits as lane_sum over widened blocks.
-/// Used by the per-tensor statistics of VaRM and SCE.
+/// lane_sum(len, q ↦ f(x[q] − b[q])) over len contiguous bf16 elements, without a scratch copy: the even/odd
+/// deltas of for_each_delta16_bf16, element j + k into accumulator k exactly as lane_sum does (even k in
+/// `ae`, odd k in `ao`), so the result has the same bits as lane_sum over widened blocks. Used by the
+/// per-tensor statistics of VaRM and SCE.
 inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len, delta_stat st) noexcept {
   typedef float v8 __attribute__((vector_size(32)));
   v8 ae{}, ao{};
-  std::int64_t q = 0;
-  constexpr std::int64_t ahead = 2048; // elements: the rows are read block after block, so this reaches
-                                       // into the next block, whose first lines would otherwise miss
-  for (; q + 16 <= len; q += 16) {
-    if ((q & 31) == 0) {
-      __builtin_prefetch(b + q + ahead, 0, 0);
-      __builtin_prefetch(x + q + ahead, 0, 0);
-    }
-    __m256 be, bo, xe, xo;
-    bf16x16_load_split(b + q, be, bo);
-    bf16x16_load_split(x + q, xe, xo);
-    const v8 de = (v8)xe - (v8)be, dd = (v8)xo - (v8)bo;
+  std::int64_t q = for_each_delta16_bf16(b, x, len, [&](std::int64_t, __m256 de_, __m256 dd_) {
+    const v8 de = (v8)de_, dd = (v8)dd_;
     if (st == delta_stat::square) {
       const v8 fe = de * de, fo = dd * dd; // separate statements: contracted (or not) as lane_sum's are
       ae = ae + fe;
@@ -408,7 +409,7 @@ inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len
       ae = ae + de;
       ao = ao + dd;
     }
-  }
+  });
   double tail = 0.0;
   for (; q < len; ++q) {
     const float d = static_cast<float>(x[q]) - static_cast<float>(b[q]);
