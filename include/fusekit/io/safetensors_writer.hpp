@@ -352,23 +352,15 @@ public:
     }
     if (!staging_busy_) { // the reused buffer (faulted in once)
       if (staging_cap_ < t.len_) {
-        const std::size_t cap = (t.len_ + 4095) / 4096 * 4096;
-        void* p = std::aligned_alloc(4096, cap);
-        if (p == nullptr)
-          throw_error(errc::io_error, "safetensors_writer: out of memory for tensor '" + tensors_[i].name + "' (" +
-                                          std::to_string(t.len_) + " bytes)");
-        staging_.reset(static_cast<std::byte*>(p));
-        staging_cap_ = cap;
+        staging_.reset(static_cast<std::byte*>(allocate(4096, t.len_, i)));
+        staging_cap_ = (t.len_ + 4095) / 4096 * 4096;
       }
       staging_busy_ = true;
       t.staging_busy_ = &staging_busy_;
       t.data_ = staging_.get();
       return t;
     }
-    t.heap_ = std::aligned_alloc(64, (t.len_ + 63) / 64 * 64);
-    if (t.heap_ == nullptr)
-      throw_error(errc::io_error, "safetensors_writer: out of memory for tensor '" + tensors_[i].name + "' (" +
-                                      std::to_string(t.len_) + " bytes)");
+    t.heap_ = allocate(64, t.len_, i);
     t.data_ = static_cast<std::byte*>(t.heap_);
     return t;
   }
@@ -537,6 +529,16 @@ private:
       len -= static_cast<std::size_t>(r);
       off += static_cast<std::uint64_t>(r);
     }
+  }
+
+  /// aligned_alloc(align, round_up(len, align)) for the window of planned tensor i (len bytes); throws
+  /// io_error naming the tensor when out of memory.
+  void* allocate(std::size_t align, std::size_t len, std::size_t i) const {
+    void* p = std::aligned_alloc(align, (len + align - 1) / align * align);
+    if (p == nullptr)
+      throw_error(errc::io_error, "safetensors_writer: out of memory for tensor '" + tensors_[i].name + "' (" +
+                                      std::to_string(len) + " bytes)");
+    return p;
   }
 
   /// Reserves `bytes` for shard `s`; marks it mappable. No support in the file system: stay unreserved.

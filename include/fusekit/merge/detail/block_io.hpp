@@ -17,13 +17,12 @@
 
 namespace fusekit::detail {
 
-/// Whether every view type has bf16 elements (the register kernels' condition, with contiguity).
-template <class... V>
-inline constexpr bool all_bf16 = (std::is_same_v<std::remove_cv_t<typename std::remove_cvref_t<V>::element_type>, bf16> && ...);
-
 /// Whether every view type has elements of type T.
 template <class T, class... V>
 inline constexpr bool all_elements_are = (std::is_same_v<std::remove_cv_t<typename std::remove_cvref_t<V>::element_type>, T> && ...);
+
+/// Whether every view type has bf16 elements (the register kernels' condition, with contiguity).
+template <class... V> inline constexpr bool all_bf16 = all_elements_are<bf16, V...>;
 
 /// Elements per block in the blocked merge loops (buffers of this many floats live on the stack).
 inline constexpr std::int64_t merge_block = 2048;

@@ -5,7 +5,6 @@
 
 #include <bit>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 
 #include <fusekit/merge/detail/block_io.hpp>
