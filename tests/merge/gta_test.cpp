@@ -280,6 +280,59 @@ BOOST_AUTO_TEST_CASE(sparse_keys_tied_at_the_threshold_are_resolved_by_count) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(bracket_scan_equals_its_definition) {
+  // The selection's one-pass count + candidate scan (AVX2 in the native build) against the plain definition:
+  // keys with the top bit set (the vector compares flip it), heavy atoms at the bracket ends and the mid,
+  // brackets of width 0, 1 and 2, l = 0, h = UINT32_MAX, and every length 0..300 (groups of 8 and tails).
+  struct cand {
+    std::uint32_t key, block;
+  };
+  std::mt19937 rng(21);
+  const std::uint32_t atoms[] = {0u, 5u, 6u, 7u, 9u, 0x7fffffffu, 0x80000000u, 0x80000001u, 0xfffffffeu, 0xffffffffu};
+  std::int64_t checked = 0, candidates = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const auto len = static_cast<std::int64_t>(rng() % 301);
+    std::vector<std::uint32_t> kk(static_cast<std::size_t>(len));
+    for (auto& k : kk)
+      k = rng() % 3 == 0 ? atoms[rng() % 10] : (rng() % 2 ? rng() : rng() % 16);
+    std::uint32_t l = atoms[rng() % 10], h = atoms[rng() % 10];
+    if (trial % 5 == 0) { // a narrow bracket
+      l = rng() % 12;
+      h = l + rng() % 3;
+    }
+    if (l > h)
+      std::swap(l, h);
+    const std::uint32_t m = trial % 3 == 0 ? atoms[rng() % 10] : l + (h - l) / 2;
+    const bool has_mid = l < m && m < h && trial % 4 != 1;
+    detail::bracket_counts got;
+    std::vector<cand> out(static_cast<std::size_t>(len) + 1);
+    const std::size_t nc = detail::bracket_scan(kk.data(), len, l, h, m, has_mid, out.data(), 77u, got);
+    std::int32_t a = 0, eh = 0, el = 0, em = 0;
+    std::vector<std::uint32_t> want;
+    for (const std::uint32_t k : kk) {
+      a += k > h;
+      eh += k == h;
+      el += k == l;
+      em += has_mid && k == m;
+      if (k > l && k < h && !(has_mid && k == m))
+        want.push_back(k);
+    }
+    BOOST_CHECK_EQUAL(got.above, a);
+    BOOST_CHECK_EQUAL(got.eq_hi, eh);
+    BOOST_CHECK_EQUAL(got.eq_lo, el);
+    BOOST_CHECK_EQUAL(got.eq_mid, em);
+    BOOST_REQUIRE_EQUAL(nc, want.size());
+    for (std::size_t q = 0; q < nc; ++q) {
+      BOOST_CHECK_EQUAL(out[q].key, want[q]);
+      BOOST_CHECK_EQUAL(out[q].block, 77u);
+    }
+    ++checked;
+    candidates += static_cast<std::int64_t>(nc);
+  }
+  BOOST_TEST_MESSAGE("bracket_scan: " << checked << " scans, " << candidates << " candidates");
+  BOOST_CHECK_GT(candidates, 1000);
+}
+
 BOOST_AUTO_TEST_CASE(sparse_task_vectors_vs_reference) {
   // TIES / breadcrumbs / SCE on mostly-zero bf16-like task vectors: densities below and above the nonzero share
   const std::int64_t n = 300007;

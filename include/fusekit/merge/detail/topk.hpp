@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,10 @@
 
 #include <fusekit/exec/select.hpp>
 #include <fusekit/merge/detail/kernels.hpp>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace fusekit::detail {
 
@@ -142,6 +147,118 @@ inline void sample_ranks(const std::vector<std::uint32_t>& v, const std::int64_t
     std::nth_element(w.begin(), w.begin() + (resid[q] - 1), w.end(), std::greater<>());
     got[q] = w[static_cast<std::size_t>(resid[q] - 1)];
   }
+}
+
+/// Counts of one block's keys against a request's bracket: keys above `hi`, equal to `hi`, `lo` and `mid`.
+struct bracket_counts {
+  std::int32_t above = 0, eq_hi = 0, eq_lo = 0, eq_mid = 0;
+};
+
+#if defined(__AVX2__)
+/// bracket_scan's vector part: whole groups of 8 keys from kk, counts added to `cnt`; returns the number of
+/// keys covered. The keys and the bracket are compared with the sign bit flipped (signed compares then order
+/// any 32-bit key); a group's candidates are remembered as a bit mask, branch-free (a branch on "any
+/// candidate here" would be taken at random, in ~1 group of 16), and appended in batches.
+template <bool HasMid, bool Collect, class Cand>
+FUSEKIT_FORCEINLINE std::int64_t bracket_scan_avx2(const std::uint32_t* kk, std::int64_t len, std::uint32_t l,
+                                                   std::uint32_t h, std::uint32_t m, Cand* o, std::size_t& c,
+                                                   std::uint32_t bid, bracket_counts& cnt) noexcept {
+  const __m256i flip = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const __m256i hb = _mm256_set1_epi32(static_cast<int>(h ^ 0x80000000u));
+  const __m256i lb = _mm256_set1_epi32(static_cast<int>(l ^ 0x80000000u));
+  const __m256i mb = _mm256_set1_epi32(static_cast<int>(m ^ 0x80000000u));
+  __m256i A = _mm256_setzero_si256(), EH = A, EL = A, EM = A;
+  constexpr int max_groups = 64;
+  std::uint32_t grp_bits[max_groups], grp_at[max_groups];
+  int ng = 0;
+  auto flush = [&] { // 8 branch-free appends per remembered group, in element order
+    for (int g = 0; g < ng; ++g) {
+      const std::uint32_t bits = grp_bits[g], at = grp_at[g];
+      for (std::uint32_t t = 0; t < 8; ++t) {
+        o[c] = Cand{kk[at + t], bid};
+        c += (bits >> t) & 1u;
+      }
+    }
+    ng = 0;
+  };
+  std::int64_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    const __m256i kb = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kk + j)), flip);
+    const __m256i gh = _mm256_cmpgt_epi32(kb, hb), eh = _mm256_cmpeq_epi32(kb, hb);
+    A = _mm256_sub_epi32(A, gh);
+    EH = _mm256_sub_epi32(EH, eh);
+    EL = _mm256_sub_epi32(EL, _mm256_cmpeq_epi32(kb, lb));
+    __m256i em = _mm256_setzero_si256();
+    if constexpr (HasMid) {
+      em = _mm256_cmpeq_epi32(kb, mb);
+      EM = _mm256_sub_epi32(EM, em);
+    }
+    if constexpr (Collect) { // inside: k > l and not (k > h, k == h or the mid atom)
+      __m256i out = _mm256_or_si256(gh, eh);
+      if constexpr (HasMid)
+        out = _mm256_or_si256(out, em);
+      const __m256i in = _mm256_andnot_si256(out, _mm256_cmpgt_epi32(kb, lb));
+      const auto bits = static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(in)));
+      grp_bits[ng] = bits;
+      grp_at[ng] = static_cast<std::uint32_t>(j);
+      ng += bits != 0 ? 1 : 0;
+      if (ng == max_groups)
+        flush();
+    }
+  }
+  if constexpr (Collect)
+    flush();
+  auto hsum = [](__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  };
+  cnt.above += hsum(A);
+  cnt.eq_hi += hsum(EH);
+  cnt.eq_lo += hsum(EL);
+  if constexpr (HasMid)
+    cnt.eq_mid += hsum(EM);
+  return j;
+}
+#endif
+
+/// One pass over keys kk[0, len) of block `bid` against the bracket [l, h] with its mid atom m (used only when
+/// has_mid): adds #(k > h), #(k == h), #(k == l) and #(k == m) to `cnt`, and appends every key strictly inside
+/// (l, h), other than m, as {key, bid} to `o` in element order. Returns how many it appended (o must have
+/// room for len). With AVX2, 8 keys per step (bracket_scan_avx2).
+template <class Cand>
+FUSEKIT_FORCEINLINE std::size_t bracket_scan(const std::uint32_t* kk, std::int64_t len, std::uint32_t l, std::uint32_t h,
+                                             std::uint32_t m, bool has_mid, Cand* o, std::uint32_t bid,
+                                             bracket_counts& cnt) noexcept {
+  const bool collect = h > l && h - l >= 2;
+  std::size_t c = 0;
+  std::int64_t j = 0;
+#if defined(__AVX2__)
+  if (has_mid)
+    j = collect ? bracket_scan_avx2<true, true>(kk, len, l, h, m, o, c, bid, cnt)
+                : bracket_scan_avx2<true, false>(kk, len, l, h, m, o, c, bid, cnt);
+  else
+    j = collect ? bracket_scan_avx2<false, true>(kk, len, l, h, m, o, c, bid, cnt)
+                : bracket_scan_avx2<false, false>(kk, len, l, h, m, o, c, bid, cnt);
+#endif
+  std::int32_t a = 0, eh = 0, el = 0, em = 0;
+  for (; j < len; ++j) {
+    const std::uint32_t k = kk[j];
+    a += k > h ? 1 : 0;
+    eh += k == h ? 1 : 0;
+    el += k == l ? 1 : 0;
+    em += has_mid && k == m ? 1 : 0;
+    if (collect) {
+      o[c] = Cand{k, bid};
+      c += k > l && k < h && !(has_mid && k == m) ? 1 : 0;
+    }
+  }
+  cnt.above += a;
+  cnt.eq_hi += eh;
+  cnt.eq_lo += el;
+  cnt.eq_mid += em;
+  return c;
 }
 
 /// Resolves every request. `block_keys(b, len, scratch, keys)` writes the keys of elements [b, b+len) of all
@@ -295,58 +412,15 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
         for (std::size_t r = 0; r < R; ++r) {
           if (!active[r])
             continue;
-          const std::uint32_t* kk = keys + reqs[r].stream * static_cast<std::size_t>(block);
-          const std::uint32_t l = lo[r], h = hi[r];
-          const std::uint32_t m = has_mid[r] ? mid[r] : h; // (a mid equal to h is never used)
-          std::int32_t a = 0, eh = 0, el = 0, em = 0; // a block has at most merge_block elements
-          FUSEKIT_PRAGMA_SIMD
-          for (std::int64_t j = 0; j < len; ++j) {
-            a += kk[j] > h ? 1 : 0;
-            eh += kk[j] == h ? 1 : 0;
-            el += kk[j] == l ? 1 : 0;
-            em += kk[j] == m ? 1 : 0;
-          }
-          above[static_cast<std::size_t>(w) * R + r] += a;
-          eq_hi[r][static_cast<std::size_t>(bi)] = eh;
-          eq_lo[r][static_cast<std::size_t>(bi)] = el;
-          eq_mid[r][static_cast<std::size_t>(bi)] = has_mid[r] ? em : 0;
-          if (h - l >= 2) { // keys strictly inside (l, h): one unsigned compare, branch-free append
-            const std::uint32_t base = l + 1, width = h - l - 2;
-            cand_list& cl = my[r];
-            cl.room(static_cast<std::size_t>(len));
-            cand* o = cl.buf.get() + cl.n;
-            const auto bid = static_cast<std::uint32_t>(bi);
-            std::size_t c = 0;
-            constexpr std::int64_t G = 16;
-            std::int64_t j0 = 0;
-            // offset of a key from the bracket's lower end, with the mid atom mapped outside the range
-            const std::uint32_t mid_off = has_mid[r] ? m - base : std::numeric_limits<std::uint32_t>::max();
-            auto off = [&](std::uint32_t key) {
-              const std::uint32_t o2 = key - base;
-              return o2 | (0u - static_cast<std::uint32_t>(o2 == mid_off)); // branch-free: vectorizes
-            };
-            auto min_off = [&](std::int64_t from, std::int64_t to) { // vectorized: min of key - base
-              std::uint32_t mn = std::numeric_limits<std::uint32_t>::max();
-              for (std::int64_t j = from; j < to; ++j)
-                mn = std::min(mn, off(kk[j]));
-              return mn;
-            };
-            if (min_off(0, len) > width) // no candidate in the whole block
-              j0 = len;
-            for (; j0 + G <= len; j0 += G) { // skip groups without candidates
-              if (min_off(j0, j0 + G) > width)
-                continue;
-              for (std::int64_t j = j0; j < j0 + G; ++j) {
-                o[c] = {kk[j], bid};
-                c += off(kk[j]) <= width ? 1 : 0;
-              }
-            }
-            for (std::int64_t j = j0; j < len; ++j) {
-              o[c] = {kk[j], bid};
-              c += off(kk[j]) <= width ? 1 : 0;
-            }
-            cl.n += c;
-          }
+          bracket_counts cnt;
+          cand_list& cl = my[r];
+          cl.room(static_cast<std::size_t>(len));
+          cl.n += bracket_scan(keys + reqs[r].stream * static_cast<std::size_t>(block), len, lo[r], hi[r], mid[r],
+                               has_mid[r] != 0, cl.buf.get() + cl.n, static_cast<std::uint32_t>(bi), cnt);
+          above[static_cast<std::size_t>(w) * R + r] += cnt.above;
+          eq_hi[r][static_cast<std::size_t>(bi)] = cnt.eq_hi;
+          eq_lo[r][static_cast<std::size_t>(bi)] = cnt.eq_lo;
+          eq_mid[r][static_cast<std::size_t>(bi)] = cnt.eq_mid;
         }
       }
     });
