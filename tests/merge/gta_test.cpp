@@ -497,7 +497,9 @@ BOOST_AUTO_TEST_CASE(errors_name_tensor_and_model) {
 // bits must match: every GTA method, the three consensus rules, normalize on and off, the disagreement
 // options, quantized deltas (heavy ties, so some blocks have a tie quota and take the blocked loop),
 // Δ = 0 entries, NaN / inf inputs, varied weights, 1-5 models, an output off the 32-byte grid, and outputs
-// large enough for streaming stores.
+// large enough for streaming stores. The dense run also takes the register forms of the selection keys
+// (delta_keys_bf16) and of DARE's L1 statistics (delta_abs_kept_sums_bf16): a different rescale factor
+// would show as differing outputs of dare_ties / dare_linear.
 BOOST_AUTO_TEST_CASE(bf16_register_final_pass_equals_blocked_loop) {
   for (const auto [rows, cols] : {std::array<std::int64_t, 2>{5, 37}, {3, 4099}, {1100, 4099}})
     for (int k : {1, 2, 5}) {

@@ -614,6 +614,9 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   if (stats_pass) {
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * N * 2, 0.0);
     const std::size_t sf = static_cast<std::size_t>(blk) * 6;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+    const bool stats_bf16 = all_bf16<Base, In> && b_io.contiguous && in.all_contiguous();
+#endif
     for_each_block_scratch(policy, n, blk, sf, [&](std::int64_t bi, std::int64_t b, std::int64_t e, float* s) {
       const std::int64_t len = e - b;
       float* bb = s;
@@ -621,11 +624,27 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
       float* keep = s + 2 * blk;
       float* tmp = s + 3 * blk;
       auto* keys = reinterpret_cast<std::uint32_t*>(s + 4 * blk);
-      b_io.load(b, len, bb);
+      bool have_bb = false;
       for (std::size_t i = 0; i < N; ++i) {
         const auto k = plan[i].kind;
         if (!(k == gta_model_plan::top || k == gta_model_plan::band || k == gta_model_plan::random))
           continue;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+        if constexpr (all_bf16<Base, In>) {
+          if (k == gta_model_plan::random && stats_bf16) { // draws, then both sums from the bf16 rows in registers
+            std::uint64_t* words = plan[i].bits.data() + b / 64;
+            fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
+                           static_cast<float>(plan[i].density), words);
+            const std::size_t at = (static_cast<std::size_t>(bi) * N + i) * 2;
+            delta_abs_kept_sums_bf16(base.data() + b, inputs[i].tensor.data() + b, len, words, partial[at], partial[at + 1]);
+            continue;
+          }
+        }
+#endif
+        if (!have_bb) {
+          b_io.load(b, len, bb);
+          have_bb = true;
+        }
         in.load(i, b, len, x);
         for (std::int64_t j = 0; j < len; ++j)
           x[j] -= bb[j];

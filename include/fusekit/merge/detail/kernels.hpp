@@ -421,6 +421,44 @@ inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len
     s += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
   return s + tail;
 }
+
+/// lane_sum(len, |Δ|) and lane_sum(len, keep·|Δ|) in one pass over len contiguous bf16 elements, where
+/// keep_j = 1.0f if bit j of `words` is set, else 0.0f (the keep bits of a random mask, element 0 = bit 0 of
+/// words[0]): the same accumulators in the same order as those two lane_sum calls over widened blocks, so the
+/// same bits (keep·|Δ| is exact, contracted or not). DARE's L1 rescale statistics use it.
+inline void delta_abs_kept_sums_bf16(const bf16* b, const bf16* x, std::int64_t len, const std::uint64_t* words,
+                                     double& all, double& kept) noexcept {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
+  const i8 odd_bit = even_bit + even_bit;
+  const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
+  v8 ae{}, ao{}, ke{}, ko{};
+  std::int64_t q = for_each_delta16_bf16(b, x, len, [&](std::int64_t j, __m256 de, __m256 dd) {
+    const v8 ade = (v8)((i8)de & 0x7fffffff), add = (v8)((i8)dd & 0x7fffffff);
+    ae = ae + ade;
+    ao = ao + add;
+    // j is a multiple of 16: its 16 bits lie in one word
+    const i8 h = i8{} + static_cast<std::int32_t>((words[j >> 6] >> (j & 63)) & 0xffffu);
+    const v8 kfe = (v8)(((h & even_bit) != 0) & one_bits), kfo = (v8)(((h & odd_bit) != 0) & one_bits);
+    const v8 pe = kfe * ade, po = kfo * add;
+    ke = ke + pe;
+    ko = ko + po;
+  });
+  double tail_all = 0.0, tail_kept = 0.0;
+  for (; q < len; ++q) {
+    const float d = std::abs(static_cast<float>(x[q]) - static_cast<float>(b[q]));
+    tail_all += static_cast<double>(d);
+    tail_kept += static_cast<double>(static_cast<float>((words[q >> 6] >> (q & 63)) & 1u) * d);
+  }
+  double sa = 0.0, sk = 0.0;
+  for (int k = 0; k < 16; ++k) {
+    sa += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
+    sk += static_cast<double>(k % 2 == 0 ? ke[k / 2] : ko[k / 2]);
+  }
+  all = sa + tail_all;
+  kept = sk + tail_kept;
+}
 #endif
 
 /// Branch-free helpers written on the bit patterns so that GCC and Clang vectorize the loops that use them
