@@ -33,33 +33,9 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-/// Read+write traffic per second of a memcpy of `bytes` split into `threads` equal pieces copied
-/// concurrently (best of a few repetitions, buffers touched first); cached per (size, threads).
-double parallel_memcpy_bandwidth(std::size_t bytes, int threads) {
-  static std::map<std::pair<std::size_t, int>, double> cache;
-  if (auto it = cache.find({bytes, threads}); it != cache.end())
-    return it->second;
-  std::unique_ptr<char[]> src(new char[bytes]), dst(new char[bytes]);
-  std::memset(src.get(), 1, bytes);
-  std::memset(dst.get(), 2, bytes);
-  const std::size_t piece = (bytes / static_cast<std::size_t>(threads) + 63) / 64 * 64;
-  double best = 1e300;
-  for (int r = 0; r < 5; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    exec::par.with_threads(threads).for_each_n(threads, [&](std::int64_t i) {
-      const std::size_t b = static_cast<std::size_t>(i) * piece;
-      if (b < bytes)
-        std::memcpy(dst.get() + b, src.get() + b, std::min(piece, bytes - b));
-    });
-    benchmark::ClobberMemory();
-    const auto t1 = std::chrono::steady_clock::now();
-    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
-  }
-  benchmark::DoNotOptimize(dst.get());
-  const double bw = 2.0 * static_cast<double>(bytes) / best;
-  cache[{bytes, threads}] = bw;
-  return bw;
-}
+/// Read+write traffic per second of a copy of `bytes` split into `threads` equal pieces copied
+/// concurrently (fusekit_bench::copy_bandwidth: the better of memcpy and a streaming copy).
+double parallel_memcpy_bandwidth(std::size_t bytes, int threads) { return fusekit_bench::copy_bandwidth(bytes, threads); }
 
 template <class T> struct fixture {
   std::int64_t N, V, B;
