@@ -103,6 +103,37 @@ void run(benchmark::State& state, const Method& method, const Policy& pol) {
   state.counters["threads"] = pol.concurrency();
 }
 
+/// A floor, not a method: only the Bernoulli keep bits that DARE draws (Philox4x32-10, detail::fill_keep_bits,
+/// density 0.5) for `inputs` models over the tensor, written to a bit array, with no tensor traffic at all.
+/// Reported against the same bound as the merges of that shape (inputs + base read, output written), so its
+/// bound_ratio is the part of DARE's ratio that the generator alone costs.
+void dare_draws_only(benchmark::State& state) {
+  const std::int64_t rows = state.range(0), cols = state.range(1), n = rows * cols;
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const std::int64_t words = (n + 63) / 64;
+  std::vector<std::uint64_t> bits(static_cast<std::size_t>(words) * k);
+  const std::string name = "model.layers.17.mlp.up_proj.weight";
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) {
+    exec::for_each_block(exec::par, n, 2048, [&](std::int64_t b, std::int64_t e) {
+      for (std::size_t i = 0; i < k; ++i)
+        detail::fill_keep_bits(42, detail::model_stream(name, i), static_cast<std::uint64_t>(b), e - b, 0.5f,
+                               bits.data() + i * static_cast<std::size_t>(words) + static_cast<std::size_t>(b / 64));
+    });
+    benchmark::DoNotOptimize(bits.data());
+    benchmark::ClobberMemory();
+  }
+  const double cpu = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+  fusekit_bench::report_traffic(state, bytes * (k + 1), bytes);
+  state.counters["cpu_s_all_threads"] = cpu;
+  state.counters["cpu_bound_ratio"] = cpu / exec::par.concurrency() / state.counters["bound_s"].value;
+  state.counters["inputs"] = static_cast<double>(k);
+  state.counters["threads"] = exec::par.concurrency();
+  state.counters["draws_per_s"] = benchmark::Counter(static_cast<double>(n) * static_cast<double>(k),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+}
+
 template <bool base, class Method> void bm_par(benchmark::State& s, Method m) { run<base>(s, m, exec::par); }
 template <bool base, class Method> void bm_seq(benchmark::State& s, Method m) { run<base>(s, m, exec::seq); }
 
@@ -140,6 +171,7 @@ int main(int argc, char** argv) {
   reg<true>("dare_linear", dare_linear{});
   reg<true>("breadcrumbs_ties", breadcrumbs_ties{});
   reg<true>("della", della{});
+  benchmark::RegisterBenchmark("dare_draws_only/bf16/par", dare_draws_only)->Apply(shapes_par);
   // FuseChat methods
   reg<true>("sce", sce{});
   reg<true>("sce_topk0.1", sce{.select_topk = 0.1});

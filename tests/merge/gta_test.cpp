@@ -280,6 +280,33 @@ BOOST_AUTO_TEST_CASE(sparse_keys_tied_at_the_threshold_are_resolved_by_count) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(keep_bits_equal_the_bernoulli_definition) {
+  // DARE's keep bits (AVX2 Philox, 64 draws per word, in the native build) against rng::uniform01(...) < p
+  // one element at a time: offsets that are multiples of 4 but not of 64, partial last words (bits past len
+  // must be zero), densities at the ends of [0, 1] and just above a multiple of 2^-24.
+  const std::uint64_t seed = 0x1234abcd9876ull;
+  const std::uint64_t stream = detail::model_stream("model.layers.3.mlp.down_proj.weight", 2);
+  std::int64_t ones = 0, checked = 0;
+  for (const float p : {0.0f, 1e-7f, 0.3f, 0.5f, 0.5f + 1.0f / 16777216.0f, 0.9999999f, 1.0f})
+    for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{4}, std::uint64_t{64}, std::uint64_t{4096 + 60}})
+      for (const std::int64_t len : {std::int64_t{0}, std::int64_t{1}, std::int64_t{63}, std::int64_t{64}, std::int64_t{65}, std::int64_t{200}, std::int64_t{2048}}) {
+        std::vector<std::uint64_t> words(static_cast<std::size_t>((len + 63) / 64) + 1, ~std::uint64_t{0});
+        detail::fill_keep_bits(seed, stream, first, len, p, words.data());
+        std::int64_t wrong = 0;
+        for (std::int64_t j = 0; j < (len + 63) / 64 * 64; ++j) {
+          const bool got = ((words[static_cast<std::size_t>(j / 64)] >> (j % 64)) & 1u) != 0;
+          const bool want = j < len && rng::uniform01(seed, stream, first + static_cast<std::uint64_t>(j)) < p;
+          wrong += got != want ? 1 : 0;
+          ones += got ? 1 : 0;
+        }
+        BOOST_CHECK_MESSAGE(wrong == 0, "p=" << p << " first=" << first << " len=" << len << ": " << wrong << " bits differ");
+        BOOST_CHECK_EQUAL(words.back(), ~std::uint64_t{0}); // nothing written past the last word
+        checked += len;
+      }
+  BOOST_TEST_MESSAGE("keep bits: " << checked << " draws checked, " << ones << " kept");
+  BOOST_CHECK_GT(ones, 1000);
+}
+
 BOOST_AUTO_TEST_CASE(bracket_scan_equals_its_definition) {
   // The selection's one-pass count + candidate scan (AVX2 in the native build) against the plain definition:
   // keys with the top bit set (the vector compares flip it), heavy atoms at the bracket ends and the mid,
