@@ -1,7 +1,7 @@
 // Throughput of every merge-method family on realistic bf16 tensors (4096x4096 and 14336x4096, 2/4/8 inputs
-// plus the base), seq and par, reported beside memcpy bandwidth of the same bytes measured in this run.
+// plus the base), seq and par, reported beside the copy bandwidth of the same bytes measured in this run.
 // "Bytes" are the compulsory traffic: every input and the base read once, the output written once; the
-// counter bound_ratio = time / (bytes / memcpy bandwidth) says how far a method is from that bound.
+// counter bound_s = bytes / copy bandwidth is the bound, and time / bound_s says how far a method is from it.
 //
 //   fusekit_bench_merge_methods --benchmark_filter='/par/'            (the table in docs/merging.md)
 //   fusekit_bench_merge_methods --benchmark_filter=smoke              (CI smoke run)

@@ -82,8 +82,9 @@ inline double copy_bandwidth(std::size_t bytes, int threads = 1) {
 inline double memcpy_bandwidth(std::size_t bytes) { return copy_bandwidth(bytes, 1); }
 
 /// Adds the standard counters to a benchmark: `bytes_per_second` (via SetBytesProcessed, counting bytes
-/// read + written), `memcpy_GBps` (memcpy traffic rate for the same total bytes in this run),
-/// `bound_ratio` (time / time a memcpy-speed pass would take; 1.0 = at the bandwidth bound).
+/// read + written), `GBps` (the same in GB/s), `memcpy_GBps` (the single-threaded copy rate of
+/// memcpy_bandwidth for the same total bytes, in this run) and `bound_s` (the time a pass at that rate would
+/// take: the bound; time / bound_s = 1.0 means at the bandwidth bound).
 inline void report_traffic(benchmark::State& state, std::size_t bytes_read, std::size_t bytes_written) {
   const std::size_t total = bytes_read + bytes_written;
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(total));
