@@ -7,13 +7,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <ctime>
-#include <map>
-#include <memory>
-#include <utility>
 #include <vector>
 
 #include "bandwidth.hpp"
@@ -33,9 +28,6 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-/// Read+write traffic per second of a copy of `bytes` split into `threads` equal pieces copied
-/// concurrently (fusekit_bench::copy_bandwidth: the better of memcpy and a streaming copy).
-double parallel_memcpy_bandwidth(std::size_t bytes, int threads) { return fusekit_bench::copy_bandwidth(bytes, threads); }
 
 template <class T> struct fixture {
   std::int64_t N, V, B;
@@ -106,7 +98,7 @@ template <class T, op Op, class Policy> void run(benchmark::State& state, const 
   state.counters["threads"] = pol.concurrency();
   if (pol.concurrency() > 1) {
     const std::size_t total = bytes + (Op == op::forward ? 0 : bytes);
-    const double bw = parallel_memcpy_bandwidth(std::max<std::size_t>(total / 2, 1), pol.concurrency());
+    const double bw = fusekit_bench::copy_bandwidth(std::max<std::size_t>(total / 2, 1), pol.concurrency());
     state.counters["memcpy_par_GBps"] = bw / 1e9;
     state.counters["bound_par_s"] = static_cast<double>(total) / bw;
   }

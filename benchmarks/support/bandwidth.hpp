@@ -26,10 +26,10 @@ namespace fusekit_bench {
 /// streams its output (fusekit's merge kernels do).
 inline void stream_copy(char* dst, const char* src, std::size_t bytes) {
 #if defined(__AVX2__)
-  std::size_t i = 0;
-  const std::size_t head = (32 - reinterpret_cast<std::uintptr_t>(dst) % 32) % 32;
-  std::memcpy(dst, src, std::min(head, bytes));
-  for (i = std::min(head, bytes); i + 128 <= bytes; i += 128)
+  const std::size_t head = std::min<std::size_t>((32 - reinterpret_cast<std::uintptr_t>(dst) % 32) % 32, bytes);
+  std::memcpy(dst, src, head);
+  std::size_t i = head;
+  for (; i + 128 <= bytes; i += 128)
     for (int q = 0; q < 4; ++q)
       _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i + 32 * q),
                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 32 * q)));

@@ -629,13 +629,16 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         const auto k = plan[i].kind;
         if (!(k == gta_model_plan::top || k == gta_model_plan::band || k == gta_model_plan::random))
           continue;
+        const std::size_t at = (static_cast<std::size_t>(bi) * N + i) * 2; // this block's two sums of model i
+        std::uint64_t* words = nullptr; // random masks: drawn here, kept for the final pass (blocks own whole words)
+        if (k == gta_model_plan::random) {
+          words = plan[i].bits.data() + b / 64;
+          fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
+                         static_cast<float>(plan[i].density), words);
+        }
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
         if constexpr (all_bf16<Base, In>) {
-          if (k == gta_model_plan::random && stats_bf16) { // draws, then both sums from the bf16 rows in registers
-            std::uint64_t* words = plan[i].bits.data() + b / 64;
-            fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
-                           static_cast<float>(plan[i].density), words);
-            const std::size_t at = (static_cast<std::size_t>(bi) * N + i) * 2;
+          if (words != nullptr && stats_bf16) { // both sums from the bf16 rows in registers
             delta_abs_kept_sums_bf16(base.data() + b, inputs[i].tensor.data() + b, len, words, partial[at], partial[at + 1]);
             continue;
           }
@@ -648,17 +651,13 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         in.load(i, b, len, x);
         for (std::int64_t j = 0; j < len; ++j)
           x[j] -= bb[j];
-        if (k == gta_model_plan::random) {
-          std::uint64_t* words = plan[i].bits.data() + b / 64; // blocks own whole words
-          fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
-                         static_cast<float>(plan[i].density), words);
+        if (words != nullptr) {
           unpack_bits(words, len, keep);
         } else {
           mark(i, bi, b, len, x, keys, keep, tmp);
         }
-        partial[(static_cast<std::size_t>(bi) * N + i) * 2] = lane_sum(len, [&](std::int64_t j) { return std::abs(x[j]); });
-        partial[(static_cast<std::size_t>(bi) * N + i) * 2 + 1] =
-            lane_sum(len, [&](std::int64_t j) { return keep[j] * std::abs(x[j]); });
+        partial[at] = lane_sum(len, [&](std::int64_t j) { return std::abs(x[j]); });
+        partial[at + 1] = lane_sum(len, [&](std::int64_t j) { return keep[j] * std::abs(x[j]); });
       }
     });
     const auto tot = sum_blocks(partial, N * 2);

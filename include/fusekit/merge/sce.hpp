@@ -38,21 +38,21 @@ enum class sce_variant {
 /// mergekit defaults: select_topk = 1 (no selection), variant mergekit. No per-model parameters.
 namespace detail {
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+/// The most models sce_merge_all_bf16 takes (its L1 buffer of deltas); more take the blocked loop.
+inline constexpr std::size_t sce_regs_max_models = 64;
+
 /// SCE's erase + merge with every element selected (select_topk = 1) over elements [b, e) of contiguous
 /// bf16 rows, in registers: per 16 elements (even/odd halves) S = Σ_j Δ_j, the elected sign, and the
 /// disjoint weighted mean Σ w_j·Δ_j / max(Σ w_j, 1e-6) over the models that agree, with the 16 deltas of
 /// each model parked in an L1 buffer between the two loops (4-5% faster than widening them again). The
 /// same operations in the same order as the blocked loop of sce::apply (elected_sign, positive_mask,
-/// masked), so the same bits.
-/// The most models the register kernel below takes (its L1 buffer of deltas); more take the blocked loop.
-inline constexpr std::size_t sce_regs_max_models = 64;
-
+/// masked), so the same bits. At most sce_regs_max_models models.
 inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x, const float* w, std::size_t J,
                                std::int64_t b, std::int64_t e, bool streaming) noexcept {
   typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
   float dstore[16 * sce_regs_max_models]; // Δ of the 16 elements of every model, between the two loops (L1)
   float* const dbuf = dstore; // (captured by value below: GCC reloads captured references after each store)
-  typedef std::int32_t i8 __attribute__((vector_size(32)));
   auto one = [&](std::int64_t q) {
     const float bv = static_cast<float>(base[q]);
     float S = 0.0f;

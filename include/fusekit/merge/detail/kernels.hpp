@@ -388,6 +388,15 @@ inline void delta_keys_bf16(const bf16* b, const bf16* x, std::int64_t len, std:
 #endif
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+/// lane_sum's final combination for accumulators kept as even/odd halves (accumulator k in ae[k/2] for even
+/// k, ao[k/2] for odd k): Σ_k acc[k] in double, k = 0..15 in order, as lane_sum adds them.
+template <class V> [[nodiscard]] inline double even_odd_lane_total(const V& ae, const V& ao) noexcept {
+  double s = 0.0;
+  for (int k = 0; k < 16; ++k)
+    s += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
+  return s;
+}
+
 /// lane_sum(len, q ↦ f(x[q] − b[q])) over len contiguous bf16 elements, without a scratch copy: the even/odd
 /// deltas of for_each_delta16_bf16, element j + k into accumulator k exactly as lane_sum does (even k in
 /// `ae`, odd k in `ao`), so the result has the same bits as lane_sum over widened blocks. Used by the
@@ -416,10 +425,7 @@ inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len
     const float f = st == delta_stat::square ? d * d : st == delta_stat::abs ? std::abs(d) : d;
     tail += static_cast<double>(f);
   }
-  double s = 0.0;
-  for (int k = 0; k < 16; ++k)
-    s += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
-  return s + tail;
+  return even_odd_lane_total(ae, ao) + tail;
 }
 
 /// lane_sum(len, |Δ|) and lane_sum(len, keep·|Δ|) in one pass over len contiguous bf16 elements, where
@@ -451,13 +457,8 @@ inline void delta_abs_kept_sums_bf16(const bf16* b, const bf16* x, std::int64_t 
     tail_all += static_cast<double>(d);
     tail_kept += static_cast<double>(static_cast<float>((words[q >> 6] >> (q & 63)) & 1u) * d);
   }
-  double sa = 0.0, sk = 0.0;
-  for (int k = 0; k < 16; ++k) {
-    sa += static_cast<double>(k % 2 == 0 ? ae[k / 2] : ao[k / 2]);
-    sk += static_cast<double>(k % 2 == 0 ? ke[k / 2] : ko[k / 2]);
-  }
-  all = sa + tail_all;
-  kept = sk + tail_kept;
+  all = even_odd_lane_total(ae, ao) + tail_all;
+  kept = even_odd_lane_total(ke, ko) + tail_kept;
 }
 #endif
 
