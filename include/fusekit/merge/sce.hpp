@@ -51,7 +51,7 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
                                std::int64_t b, std::int64_t e, bool streaming) noexcept {
   typedef float v8 __attribute__((vector_size(32)));
   typedef std::int32_t i8 __attribute__((vector_size(32)));
-  float dstore[16 * sce_regs_max_models]; // Δ of the 16 elements of every model, between the two loops (L1)
+  float dstore[32 * sce_regs_max_models]; // Δ of the 32 elements of every model, between the two loops (L1)
   float* const dbuf = dstore; // (captured by value below: GCC reloads captured references after each store)
   auto one = [&](std::int64_t q) {
     const float bv = static_cast<float>(base[q]);
@@ -69,38 +69,56 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
     out[q] = bf16(from_bits, bf16::from_float(bv + num / std::max(den, 1e-6f)));
   };
   typedef float v8u __attribute__((vector_size(32), aligned(4))); // an unaligned, non-aliasing view of dbuf
-  x16_elementwise(out, b, e, streaming, base, x, J, 2048, one, [=](std::int64_t q) {
-    __m256 be, bo;
-    bf16x16_load_split(base + q, be, bo);
-    v8 Se{}, So{};
-    for (std::size_t j = 0; j < J; ++j) {
-      __m256 xe, xo;
-      bf16x16_load_split(x[j] + q, xe, xo);
-      const v8 d0 = (v8)xe - (v8)be, d1 = (v8)xo - (v8)bo;
-      Se = Se + d0;
-      So = So + d1;
-      v8u* db = reinterpret_cast<v8u*>(dbuf + 16 * j);
-      db[0] = d0;
-      db[1] = d1;
+  x32_elementwise(out, b, e, streaming, base, x, J, prefetch_distance(J + 1), one, [=](auto G_, std::int64_t q, __m256i* res) {
+    constexpr int G = decltype(G_)::value; // groups of 16 elements, two independent sum chains per group
+    v8 be[G], bo[G], Se[G], So[G];
+    for (int g = 0; g < G; ++g) {
+      __m256 e_, o_;
+      bf16x16_load_split(base + q + 16 * g, e_, o_);
+      be[g] = (v8)e_;
+      bo[g] = (v8)o_;
+      Se[g] = v8{};
+      So[g] = v8{};
     }
-    const v8 ge = elected_sign_v8(Se), go = elected_sign_v8(So);
-    v8 ne{}, no{}, de{}, dn{};
     for (std::size_t j = 0; j < J; ++j) {
-      const v8u* db = reinterpret_cast<const v8u*>(dbuf + 16 * j);
-      const v8 d0 = db[0], d1 = db[1];
-      const v8 p0 = d0 * ge, p1 = d1 * go;
-      const i8 a0 = (i8)p0 > 0, a1 = (i8)p1 > 0; // positive_mask: zeros never agree
+      for (int g = 0; g < G; ++g) {
+        __m256 xe, xo;
+        bf16x16_load_split(x[j] + q + 16 * g, xe, xo);
+        const v8 d0 = (v8)xe - be[g], d1 = (v8)xo - bo[g];
+        Se[g] = Se[g] + d0;
+        So[g] = So[g] + d1;
+        v8u* db = reinterpret_cast<v8u*>(dbuf + 16 * (G * j + g));
+        db[0] = d0;
+        db[1] = d1;
+      }
+    }
+    v8 ge[G], go[G], ne[G], no[G], de[G], dn[G];
+    for (int g = 0; g < G; ++g) {
+      ge[g] = elected_sign_v8(Se[g]);
+      go[g] = elected_sign_v8(So[g]);
+      ne[g] = no[g] = de[g] = dn[g] = v8{};
+    }
+    for (std::size_t j = 0; j < J; ++j) {
       const float wj = w[j];
-      const v8 t0 = wj * d0, t1 = wj * d1;
-      ne = ne + (v8)((i8)t0 & a0);
-      no = no + (v8)((i8)t1 & a1);
-      de = de + (v8)((i8{} + std::bit_cast<std::int32_t>(wj)) & a0);
-      dn = dn + (v8)((i8{} + std::bit_cast<std::int32_t>(wj)) & a1);
+      const i8 wb = i8{} + std::bit_cast<std::int32_t>(wj);
+      for (int g = 0; g < G; ++g) {
+        const v8u* db = reinterpret_cast<const v8u*>(dbuf + 16 * (G * j + g));
+        const v8 d0 = db[0], d1 = db[1];
+        const v8 p0 = d0 * ge[g], p1 = d1 * go[g];
+        const i8 a0 = (i8)p0 > 0, a1 = (i8)p1 > 0; // positive_mask: zeros never agree
+        const v8 t0 = wj * d0, t1 = wj * d1;
+        ne[g] = ne[g] + (v8)((i8)t0 & a0);
+        no[g] = no[g] + (v8)((i8)t1 & a1);
+        de[g] = de[g] + (v8)(wb & a0);
+        dn[g] = dn[g] + (v8)(wb & a1);
+      }
     }
     const __m256 floor = _mm256_set1_ps(1e-6f); // std::max(den, 1e-6f): NaN den kept
-    const v8 re = (v8)be + ne / (v8)_mm256_max_ps(floor, (__m256)de);
-    const v8 ro = (v8)bo + no / (v8)_mm256_max_ps(floor, (__m256)dn);
-    return bf16x16_narrow_split((__m256)re, (__m256)ro);
+    for (int g = 0; g < G; ++g) {
+      const v8 re = be[g] + ne[g] / (v8)_mm256_max_ps(floor, (__m256)de[g]);
+      const v8 ro = bo[g] + no[g] / (v8)_mm256_max_ps(floor, (__m256)dn[g]);
+      res[g] = bf16x16_narrow_split((__m256)re, (__m256)ro);
+    }
   });
 }
 #endif

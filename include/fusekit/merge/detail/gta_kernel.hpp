@@ -60,8 +60,9 @@ enum class gta_rule_kind { none, sum, count };
 /// σ = elected_sign(S), agree_i = ew_i·t_i·σ > 0, M = Σ masked(w_i·t_i, agree_i),
 /// D = Σ masked(dw_i, agree_i), M ← M / (D + [D = 0]) when normalizing; out = b + λ·M. The same operations
 /// in the same order as the blocked loop of generalized_task_arithmetic::apply, with t_i recomputed from
-/// the inputs, 16 elements at a time as even/odd halves. With consensus the first loop over the models parks
-/// each model's 16 values of ew·t (of t when ew ≠ w for some model) in `tbuf` (16·N floats, L1) for the
+/// the inputs, 16 elements at a time as even/odd halves, two such groups per step (x32_elementwise: two
+/// independent chains over the models, 13–15% faster than one). With consensus the first loop over the models parks
+/// each model's 32 values of ew·t (of t when ew ≠ w for some model) in `tbuf` (32·N floats, L1) for the
 /// second; rule parts that change nothing (no upper key limit, no bit mask, scale 1) are skipped per model,
 /// with the same results (d·1 = d exactly). Without FP
 /// contraction the bits are the blocked loop's; with it the elements done one at a time (head, tail) may
@@ -147,78 +148,100 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
     ew_is_w = ew_is_w && std::bit_cast<std::uint32_t>(c[i].ew) == std::bit_cast<std::uint32_t>(c[i].w);
   const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
   typedef float v8u __attribute__((vector_size(32), aligned(4))); // an unaligned, non-aliasing vector of tbuf
-  x16_elementwise(out, b, e, streaming, base, x, N, 1024, one, [=](std::int64_t q) {
-    __m256 be_, bo_;
-    bf16x16_load_split(base + q, be_, bo_);
-    const v8 be = (v8)be_, bo = (v8)bo_;
-    v8 Me{}, Mo{};
+  x32_elementwise(out, b, e, streaming, base, x, N, prefetch_distance(N + 1), one, [=](auto G_, std::int64_t q,
+                                                                                      __m256i* res) {
+    constexpr int G = decltype(G_)::value; // groups of 16: independent chains over the models, overlapped
+    v8 be[G], bo[G], Me[G], Mo[G];
+    for (int g = 0; g < G; ++g) {
+      __m256 be_, bo_;
+      bf16x16_load_split(base + q + 16 * g, be_, bo_);
+      be[g] = (v8)be_;
+      bo[g] = (v8)bo_;
+      Me[g] = Mo[g] = v8{};
+    }
     if constexpr (Rule == gta_rule_kind::none) {
       for (std::size_t i = 0; i < N; ++i) {
-        v8 te, to;
-        t_pair(i, q, be, bo, te, to);
         const float w = c[i].w;
-        Me += w * te;
-        Mo += w * to;
+        for (int g = 0; g < G; ++g) {
+          v8 te, to;
+          t_pair(i, q + 16 * g, be[g], bo[g], te, to);
+          Me[g] += w * te;
+          Mo[g] += w * to;
+        }
       }
-      if (normalize) {
-        Me = Me / scalar_div;
-        Mo = Mo / scalar_div;
-      }
+      if (normalize)
+        for (int g = 0; g < G; ++g) {
+          Me[g] = Me[g] / scalar_div;
+          Mo[g] = Mo[g] / scalar_div;
+        }
     } else {
-      v8 Se{}, So{};
+      v8 Se[G], So[G];
+      for (int g = 0; g < G; ++g)
+        Se[g] = So[g] = v8{};
       for (std::size_t i = 0; i < N; ++i) {
-        v8 te, to;
-        t_pair(i, q, be, bo, te, to);
         const float ew = c[i].ew;
-        const v8 ve = ew * te, vo = ew * to;
-        if constexpr (Rule == gta_rule_kind::sum) {
-          Se += ve;
-          So += vo;
-        } else {
-          Se += (v8)((ve > 0.0f) & one_bits) - (v8)((ve < 0.0f) & one_bits);
-          So += (v8)((vo > 0.0f) & one_bits) - (v8)((vo < 0.0f) & one_bits);
-        }
-        v8u* tb = reinterpret_cast<v8u*>(tbuf + 16 * i);
-        if (ew_is_w) {
-          tb[0] = ve;
-          tb[1] = vo;
-        } else {
-          tb[0] = te;
-          tb[1] = to;
+        for (int g = 0; g < G; ++g) {
+          v8 te, to;
+          t_pair(i, q + 16 * g, be[g], bo[g], te, to);
+          const v8 ve = ew * te, vo = ew * to;
+          if constexpr (Rule == gta_rule_kind::sum) {
+            Se[g] += ve;
+            So[g] += vo;
+          } else {
+            Se[g] += (v8)((ve > 0.0f) & one_bits) - (v8)((ve < 0.0f) & one_bits);
+            So[g] += (v8)((vo > 0.0f) & one_bits) - (v8)((vo < 0.0f) & one_bits);
+          }
+          v8u* tb = reinterpret_cast<v8u*>(tbuf + 16 * (G * i + g));
+          if (ew_is_w) {
+            tb[0] = ve;
+            tb[1] = vo;
+          } else {
+            tb[0] = te;
+            tb[1] = to;
+          }
         }
       }
-      const v8 ge = elected_sign_v8(Se), go = elected_sign_v8(So);
-      v8 De{}, Do{};
+      v8 ge[G], go[G], De[G], Do[G];
+      for (int g = 0; g < G; ++g) {
+        ge[g] = elected_sign_v8(Se[g]);
+        go[g] = elected_sign_v8(So[g]);
+        De[g] = Do[g] = v8{};
+      }
       for (std::size_t i = 0; i < N; ++i) {
-        v8 pe, po, we, wo; // ew·t·σ and w·t
-        const v8u* tb = reinterpret_cast<const v8u*>(tbuf + 16 * i);
-        if (ew_is_w) {
-          we = tb[0];
-          wo = tb[1];
-          pe = we * ge;
-          po = wo * go;
-        } else {
-          const v8 te = tb[0], to = tb[1];
-          const float ew = c[i].ew, w = c[i].w;
-          pe = ew * te * ge;
-          po = ew * to * go;
-          we = w * te;
-          wo = w * to;
-        }
-        const i8 ae = (i8)pe > 0, ao = (i8)po > 0; // positive_mask: zeros never agree
-        Me += (v8)((i8)we & ae);
-        Mo += (v8)((i8)wo & ao);
+        const float ew = c[i].ew, w = c[i].w;
         const i8 dw = i8{} + std::bit_cast<std::int32_t>(c[i].dw);
-        De += (v8)(dw & ae);
-        Do += (v8)(dw & ao);
+        for (int g = 0; g < G; ++g) {
+          v8 pe, po, we, wo; // ew·t·σ and w·t
+          const v8u* tb = reinterpret_cast<const v8u*>(tbuf + 16 * (G * i + g));
+          if (ew_is_w) {
+            we = tb[0];
+            wo = tb[1];
+            pe = we * ge[g];
+            po = wo * go[g];
+          } else {
+            const v8 te = tb[0], to = tb[1];
+            pe = ew * te * ge[g];
+            po = ew * to * go[g];
+            we = w * te;
+            wo = w * to;
+          }
+          const i8 ae = (i8)pe > 0, ao = (i8)po > 0; // positive_mask: zeros never agree
+          Me[g] += (v8)((i8)we & ae);
+          Mo[g] += (v8)((i8)wo & ao);
+          De[g] += (v8)(dw & ae);
+          Do[g] += (v8)(dw & ao);
+        }
       }
-      if (normalize) {
-        Me = Me / (De + (v8)((De == 0.0f) & one_bits));
-        Mo = Mo / (Do + (v8)((Do == 0.0f) & one_bits));
-      }
+      if (normalize)
+        for (int g = 0; g < G; ++g) {
+          Me[g] = Me[g] / (De[g] + (v8)((De[g] == 0.0f) & one_bits));
+          Mo[g] = Mo[g] / (Do[g] + (v8)((Do[g] == 0.0f) & one_bits));
+        }
     }
-    const v8 re = be + lam * Me, ro = bo + lam * Mo;
-    return bf16x16_narrow_split((__m256)re, (__m256)ro);
+    for (int g = 0; g < G; ++g) {
+      const v8 re = be[g] + lam * Me[g], ro = bo[g] + lam * Mo[g];
+      res[g] = bf16x16_narrow_split((__m256)re, (__m256)ro);
+    }
   });
 }
 #endif
