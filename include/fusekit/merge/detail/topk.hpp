@@ -261,7 +261,8 @@ FUSEKIT_FORCEINLINE std::size_t bracket_scan(const std::uint32_t* kk, std::int64
 }
 
 /// Resolves every request. `block_keys(b, len, scratch, keys)` writes the keys of elements [b, b+len) of all
-/// `nstreams` streams to keys[s*block + j] (it may use `scratch`, `scratch_floats` floats); `key_at(s, e)`
+/// `nstreams` streams to keys[s*block + j], j in [0, len), in any order within the block (only which keys a
+/// block holds matters here; it may use `scratch`, `scratch_floats` floats); `key_at(s, e)`
 /// returns one key (random access, used only by the exact fallback). `block` is the final pass's block length.
 template <class P, class BlockKeys, class KeyAt>
 std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_t nstreams,
