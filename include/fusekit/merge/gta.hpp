@@ -749,16 +749,24 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
           const gta_rule_kind kind = consensus == consensus_method::none  ? gta_rule_kind::none
                                      : consensus == consensus_method::sum ? gta_rule_kind::sum
                                                                           : gta_rule_kind::count;
-          auto run = [&](auto k) {
-            gta_final_bf16<decltype(k)::value>(out.data(), base.data(), xs.data(), rules, coef.data(), N, normalize,
-                                               scalar_div, lam, b, e, o_io.streaming, tbuf);
+          auto run = [&](auto k, auto plain) {
+            gta_final_bf16<decltype(k)::value, decltype(plain)::value>(out.data(), base.data(), xs.data(), rules,
+                                                                       coef.data(), N, normalize, scalar_div, lam, b,
+                                                                       e, o_io.streaming, tbuf);
           };
+          // TIES with mergekit's defaults: key lower limits only, no rescale, weighted election
+          bool plain = kind == gta_rule_kind::sum;
+          for (std::size_t i = 0; i < N && plain; ++i)
+            plain = rules[i].hi_m1 == std::numeric_limits<std::int32_t>::max() && rules[i].bits == nullptr &&
+                    coef[i].sc == 1.0f && std::bit_cast<std::uint32_t>(coef[i].ew) == std::bit_cast<std::uint32_t>(coef[i].w);
           if (kind == gta_rule_kind::none)
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::none>{});
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::none>{}, std::false_type{});
+          else if (kind == gta_rule_kind::sum && plain)
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{}, std::true_type{});
           else if (kind == gta_rule_kind::sum)
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{});
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{}, std::false_type{});
           else
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::count>{});
+            run(std::integral_constant<gta_rule_kind, gta_rule_kind::count>{}, std::false_type{});
           return;
         }
       }
