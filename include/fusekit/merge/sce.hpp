@@ -72,14 +72,9 @@ inline void sce_merge_all_bf16(bf16* out, const bf16* base, const bf16* const* x
   x32_elementwise(out, b, e, streaming, base, x, J, prefetch_distance(J + 1), one, [=](auto G_, std::int64_t q, __m256i* res) {
     constexpr int G = decltype(G_)::value; // groups of 16 elements, two independent sum chains per group
     v8 be[G], bo[G], Se[G], So[G];
-    for (int g = 0; g < G; ++g) {
-      __m256 e_, o_;
-      bf16x16_load_split(base + q + 16 * g, e_, o_);
-      be[g] = (v8)e_;
-      bo[g] = (v8)o_;
-      Se[g] = v8{};
-      So[g] = v8{};
-    }
+    bf16_groups_load_split<G>(base + q, be, bo);
+    for (int g = 0; g < G; ++g)
+      Se[g] = So[g] = v8{};
     for (std::size_t j = 0; j < J; ++j) {
       for (int g = 0; g < G; ++g) {
         __m256 xe, xo;

@@ -139,41 +139,6 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
 }
 
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__)
-/// Runs an element-wise kernel over elements [b, e) of a contiguous 16-bit (bf16 or fp16) output 16 at a
-/// time: `vec(q)` returns the bits of elements [q, q + 16) in element order (bf16x16_narrow_split,
-/// fp16x16_narrow), `one(q)` writes element q by itself (the tail, and with `streaming` the head up to the
-/// 32-byte grid). Every 32 elements the inputs `base` (may be nullptr) and x[0..K) are prefetched `ahead`
-/// elements on: K + 2 interleaved streams are more than the hardware prefetchers follow. With
-/// `streaming` the vectors are stored non-temporally. The register kernels of weighted_sum and SCE are
-/// written on this.
-template <class T, class One, class Vec>
-FUSEKIT_FORCEINLINE void x16_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
-                                         const T* const* x, std::size_t K, std::int64_t ahead, One&& one,
-                                         Vec&& vec) noexcept {
-  static_assert(sizeof(T) == 2, "x16_elementwise: 16-bit elements");
-  std::int64_t q = b;
-  if (streaming)
-    for (; q < e && (reinterpret_cast<std::uintptr_t>(out + q) & 31u) != 0; ++q)
-      one(q);
-  for (; q + 16 <= e; q += 16) {
-    if ((q & 31) == 0) {
-      for (std::size_t k = 0; k < K; ++k)
-        __builtin_prefetch(x[k] + q + ahead, 0, 0);
-      if (base != nullptr)
-        __builtin_prefetch(base + q + ahead, 0, 0);
-    }
-    const __m256i r = vec(q);
-    if (streaming)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + q), r);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q), r);
-  }
-  for (; q < e; ++q)
-    one(q);
-  if (streaming)
-    _mm_sfence();
-}
-
 /// How many elements ahead a register kernel reading `streams` interleaved 16-bit streams prefetches: about
 /// 16 KiB of lines in flight in all (half of L1; prefetches further ahead were evicted before use: SCE with
 /// 8 inputs ran 10% slower at 2048 than at 256–1024), between 256 and 2048 elements, a multiple of 32.
@@ -185,7 +150,11 @@ FUSEKIT_FORCEINLINE void x16_elementwise(T* out, std::int64_t b, std::int64_t e,
 /// x16_elementwise with two groups of 16 per step: vec(q, r) computes elements [q, q + 32) into r[0], r[1]
 /// (vec is called with std::integral_constant<int, G> for G = 2, or 1 for a last lone group of 16), so a
 /// kernel whose per-element work is a chain over the models (sums in model order) runs two independent
-/// chains and the out-of-order core overlaps them. Head, tail, prefetch and stores as x16_elementwise.
+/// chains and the out-of-order core overlaps them. `one(q)` writes element q by itself (the tail, and with
+/// `streaming` the head up to the 32-byte grid). Every step the inputs `base` (may be nullptr) and x[0..K)
+/// are prefetched `ahead` elements on (K + 2 interleaved streams are more than the hardware prefetchers
+/// follow); with `streaming` the vectors are stored non-temporally. The register kernels of SCE and the GTA
+/// final pass are written on this.
 template <class T, class One, class Vec>
 FUSEKIT_FORCEINLINE void x32_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
                                          const T* const* x, std::size_t K, std::int64_t ahead, One&& one,
@@ -221,6 +190,32 @@ FUSEKIT_FORCEINLINE void x32_elementwise(T* out, std::int64_t b, std::int64_t e,
     one(q);
   if (streaming)
     _mm_sfence();
+}
+
+/// Runs an element-wise kernel over elements [b, e) of a contiguous 16-bit (bf16 or fp16) output 16 at a
+/// time: `vec(q)` returns the bits of elements [q, q + 16) in element order (bf16x16_narrow_split,
+/// fp16x16_narrow), `one(q)` writes element q by itself (the tail, and with `streaming` the head up to the
+/// 32-byte grid). Prefetch and stores as x32_elementwise, which runs it (two calls of vec per step). The
+/// register kernels of weighted_sum are written on this.
+template <class T, class One, class Vec>
+FUSEKIT_FORCEINLINE void x16_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
+                                         const T* const* x, std::size_t K, std::int64_t ahead, One&& one,
+                                         Vec&& vec) noexcept {
+  x32_elementwise(out, b, e, streaming, base, x, K, ahead, one, [&](auto G_, std::int64_t q, __m256i* r) {
+    for (int g = 0; g < decltype(G_)::value; ++g)
+      r[g] = vec(q + 16 * g);
+  });
+}
+
+/// The even and odd elements of G consecutive groups of 16 bf16 at p as floats (bf16x16_load_split of
+/// p + 16·g into even[g], odd[g]): the base rows of the two-group register kernels.
+template <int G, class V> FUSEKIT_FORCEINLINE void bf16_groups_load_split(const bf16* p, V* even, V* odd) noexcept {
+  for (int g = 0; g < G; ++g) {
+    __m256 e, o;
+    bf16x16_load_split(p + 16 * g, e, o);
+    even[g] = (V)e;
+    odd[g] = (V)o;
+  }
 }
 #endif
 

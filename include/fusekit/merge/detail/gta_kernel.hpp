@@ -154,13 +154,9 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
                                                                                       __m256i* res) {
     constexpr int G = decltype(G_)::value; // groups of 16: independent chains over the models, overlapped
     v8 be[G], bo[G], Me[G], Mo[G];
-    for (int g = 0; g < G; ++g) {
-      __m256 be_, bo_;
-      bf16x16_load_split(base + q + 16 * g, be_, bo_);
-      be[g] = (v8)be_;
-      bo[g] = (v8)bo_;
+    bf16_groups_load_split<G>(base + q, be, bo);
+    for (int g = 0; g < G; ++g)
       Me[g] = Mo[g] = v8{};
-    }
     if constexpr (Rule == gta_rule_kind::none) {
       for (std::size_t i = 0; i < N; ++i) {
         const float w = c[i].w;
