@@ -758,7 +758,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
           bool plain = kind == gta_rule_kind::sum;
           for (std::size_t i = 0; i < N && plain; ++i)
             plain = rules[i].hi_m1 == std::numeric_limits<std::int32_t>::max() && rules[i].bits == nullptr &&
-                    coef[i].sc == 1.0f && std::bit_cast<std::uint32_t>(coef[i].ew) == std::bit_cast<std::uint32_t>(coef[i].w);
+                    coef[i].sc == 1.0f && coef[i].election_is_weight();
           if (kind == gta_rule_kind::none)
             run(std::integral_constant<gta_rule_kind, gta_rule_kind::none>{}, std::false_type{});
           else if (kind == gta_rule_kind::sum && plain)

@@ -48,6 +48,10 @@ struct gta_keep_rule {
 /// Per-model coefficients of the final pass: rescale, weight, election weight, divisor weight.
 struct gta_coeffs {
   float sc, w, ew, dw;
+  /// Whether the election weight is the merge weight (bit for bit): then ew·t is also the merge's w·t.
+  [[nodiscard]] bool election_is_weight() const noexcept {
+    return std::bit_cast<std::uint32_t>(ew) == std::bit_cast<std::uint32_t>(w);
+  }
 };
 
 /// The consensus rules of the final pass (generalized_task_arithmetic::consensus).
@@ -145,9 +149,12 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
     }
   };
   // whether ew = w for every model (weighted election, the default): then ew·t is also the merge's w·t
-  bool ew_is_w = Plain;
-  for (std::size_t i = 0; i < N; ++i)
-    ew_is_w = Plain || (ew_is_w && std::bit_cast<std::uint32_t>(c[i].ew) == std::bit_cast<std::uint32_t>(c[i].w));
+  const bool ew_is_w = Plain || [&] {
+    for (std::size_t i = 0; i < N; ++i)
+      if (!c[i].election_is_weight())
+        return false;
+    return true;
+  }();
   const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
   typedef float v8u __attribute__((vector_size(32), aligned(4))); // an unaligned, non-aliasing vector of tbuf
   x32_elementwise(out, b, e, streaming, base, x, N, prefetch_distance(N + 1), one, [=](auto G_, std::int64_t q,
@@ -190,7 +197,7 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
             So[g] += (v8)((vo > 0.0f) & one_bits) - (v8)((vo < 0.0f) & one_bits);
           }
           v8u* tb = reinterpret_cast<v8u*>(tbuf + 16 * (G * i + g));
-          if (Plain || ew_is_w) {
+          if (ew_is_w) {
             tb[0] = ve;
             tb[1] = vo;
           } else {
@@ -211,7 +218,7 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
         for (int g = 0; g < G; ++g) {
           v8 pe, po, we, wo; // ew·t·σ and w·t
           const v8u* tb = reinterpret_cast<const v8u*>(tbuf + 16 * (G * i + g));
-          if (Plain || ew_is_w) {
+          if (ew_is_w) {
             we = tb[0];
             wo = tb[1];
             pe = we * ge[g];
