@@ -307,6 +307,29 @@ BOOST_AUTO_TEST_CASE(keep_bits_equal_the_bernoulli_definition) {
   BOOST_CHECK_GT(ones, 1000);
 }
 
+BOOST_AUTO_TEST_CASE(uniform_fills_equal_the_generator) {
+  // fill_u24 (DELLA's draws) and fill_uniform against rng::random_u32 / rng::uniform01 one element at a
+  // time: lengths around the 64-word (16-block) and 32-word (8-block) register steps and the scalar tail.
+  const std::uint64_t seed = 0x0badc0ffee15ull;
+  const std::uint64_t stream = detail::model_stream("model.layers.0.self_attn.q_proj.weight", 5);
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{4}, std::uint64_t{1u << 20}})
+    for (const std::int64_t len : {0, 1, 4, 31, 32, 33, 63, 64, 95, 96, 100, 127, 128, 161, 4099}) {
+      std::vector<std::uint32_t> m(static_cast<std::size_t>(len) + 4, 0xdeadbeefu);
+      std::vector<float> u(static_cast<std::size_t>(len) + 4, -1.0f);
+      detail::fill_u24(seed, stream, first, len, m.data());
+      detail::fill_uniform(seed, stream, first, len, u.data());
+      std::int64_t wrong = 0;
+      for (std::int64_t j = 0; j < len; ++j) {
+        const std::uint64_t e = first + static_cast<std::uint64_t>(j);
+        wrong += m[static_cast<std::size_t>(j)] != (rng::random_u32(seed, stream, e) >> 8) ? 1 : 0;
+        wrong += u[static_cast<std::size_t>(j)] != rng::uniform01(seed, stream, e) ? 1 : 0;
+      }
+      BOOST_CHECK_MESSAGE(wrong == 0, "first=" << first << " len=" << len << ": " << wrong << " values differ");
+      BOOST_CHECK_EQUAL(m[static_cast<std::size_t>(len)], 0xdeadbeefu); // nothing written past len
+      BOOST_CHECK_EQUAL(u[static_cast<std::size_t>(len)], -1.0f);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(bracket_scan_equals_its_definition) {
   // The selection's one-pass count + candidate scan (AVX2 in the native build) against the plain definition:
   // keys with the top bit set (the vector compares flip it), heavy atoms at the bracket ends and the mid,
