@@ -749,24 +749,27 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
           const gta_rule_kind kind = consensus == consensus_method::none  ? gta_rule_kind::none
                                      : consensus == consensus_method::sum ? gta_rule_kind::sum
                                                                           : gta_rule_kind::count;
-          auto run = [&](auto k, auto plain) {
-            gta_final_bf16<decltype(k)::value, decltype(plain)::value>(out.data(), base.data(), xs.data(), rules,
+          auto run = [&](auto k, auto shape) {
+            gta_final_bf16<decltype(k)::value, decltype(shape)::value>(out.data(), base.data(), xs.data(), rules,
                                                                        coef.data(), N, normalize, scalar_div, lam, b,
                                                                        e, o_io.streaming, tbuf);
           };
-          // TIES with mergekit's defaults: key lower limits only, no rescale, weighted election
-          bool plain = kind == gta_rule_kind::sum;
-          for (std::size_t i = 0; i < N && plain; ++i)
-            plain = rules[i].hi_m1 == std::numeric_limits<std::int32_t>::max() && rules[i].bits == nullptr &&
-                    coef[i].sc == 1.0f && coef[i].election_is_weight();
-          if (kind == gta_rule_kind::none)
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::none>{}, std::false_type{});
-          else if (kind == gta_rule_kind::sum && plain)
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{}, std::true_type{});
-          else if (kind == gta_rule_kind::sum)
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::sum>{}, std::false_type{});
+          using rk = gta_rule_kind;
+          using rs = gta_rule_shape;
+          // TIES with mergekit's defaults (key floors) and DARE/DELLA (bit masks) skip the other rule tests
+          const rs shape = rule_shape(rules, coef.data(), N);
+          if (kind == rk::none && shape == rs::bit_mask)
+            run(std::integral_constant<rk, rk::none>{}, std::integral_constant<rs, rs::bit_mask>{});
+          else if (kind == rk::none)
+            run(std::integral_constant<rk, rk::none>{}, std::integral_constant<rs, rs::general>{});
+          else if (kind == rk::sum && shape == rs::key_floor)
+            run(std::integral_constant<rk, rk::sum>{}, std::integral_constant<rs, rs::key_floor>{});
+          else if (kind == rk::sum && shape == rs::bit_mask)
+            run(std::integral_constant<rk, rk::sum>{}, std::integral_constant<rs, rs::bit_mask>{});
+          else if (kind == rk::sum)
+            run(std::integral_constant<rk, rk::sum>{}, std::integral_constant<rs, rs::general>{});
           else
-            run(std::integral_constant<gta_rule_kind, gta_rule_kind::count>{}, std::false_type{});
+            run(std::integral_constant<rk, rk::count>{}, std::integral_constant<rs, rs::general>{});
           return;
         }
       }

@@ -45,6 +45,28 @@ struct gta_keep_rule {
   return true;
 }
 
+/// What every model's keep rule of a final-pass block is known to be, so that gta_final_bf16 can compile
+/// out the tests of the others (chosen per block by the caller; `general` is always correct).
+enum class gta_rule_shape {
+  general,   ///< any mix of key limits, bit masks and scales
+  key_floor, ///< lower key limit only, scale 1, election weight = weight (TIES with mergekit's defaults)
+  bit_mask   ///< bit mask only (no key limits), any scale, election weight = weight (DARE, DELLA)
+};
+
+/// The shape shared by the N rules and coefficients of a block (see gta_rule_shape).
+template <class Coeffs>
+[[nodiscard]] gta_rule_shape rule_shape(const gta_keep_rule* rule, const Coeffs* c, std::size_t N) noexcept {
+  bool floor = true, bits = true;
+  for (std::size_t i = 0; i < N; ++i) {
+    const bool ew = c[i].election_is_weight();
+    const bool no_hi = rule[i].hi_m1 == std::numeric_limits<std::int32_t>::max();
+    floor = floor && ew && no_hi && rule[i].bits == nullptr && c[i].sc == 1.0f;
+    bits = bits && ew && no_hi && rule[i].bits != nullptr && rule[i].lo_m1 == -1;
+  }
+  return N == 0 ? gta_rule_shape::general : floor ? gta_rule_shape::key_floor : bits ? gta_rule_shape::bit_mask
+                                                                                   : gta_rule_shape::general;
+}
+
 /// Per-model coefficients of the final pass: rescale, weight, election weight, divisor weight.
 struct gta_coeffs {
   float sc, w, ew, dw;
@@ -70,10 +92,11 @@ enum class gta_rule_kind { none, sum, count };
 /// second; rule parts that change nothing (no upper key limit, no bit mask, scale 1) are skipped per model,
 /// with the same results (d·1 = d exactly). Without FP
 /// contraction the bits are the blocked loop's; with it the elements done one at a time (head, tail) may
-/// round differently, as in weighted_sum_x16. `Plain`: the caller guarantees that every rule is a lower key
-/// limit only (no upper limit, no bit mask), every scale is 1 and ew = w for every model (TIES with mergekit's
-/// defaults); the per-model tests of those cases are then compiled out (they were ~8% of the pass).
-template <gta_rule_kind Rule, bool Plain = false>
+/// round differently, as in weighted_sum_x16. `Shape` (the caller guarantees it, see rule_shape): with
+/// key_floor the per-model tests of upper limits, bits and scales are compiled out (they were ~8% of TIES's
+/// pass); with bit_mask the key compares are, and each half's mask is its keep bits shifted into the lanes'
+/// sign bits (one vpsllvd) that select d·sc or +0 (one vblendvps): the same bits as `general`'s and-mask.
+template <gta_rule_kind Rule, gta_rule_shape Shape = gta_rule_shape::general>
 void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta_keep_rule* rule, const gta_coeffs* c,
                     std::size_t N, bool normalize, float scalar_div, float lam, std::int64_t b, std::int64_t e,
                     bool streaming, float* tbuf) noexcept {
@@ -118,11 +141,33 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
   const i8 odd_bit = even_bit + even_bit;
   // (the vector lambdas capture by value: with references GCC reloads every captured pointer after each
   // store to tbuf, which it cannot prove does not alias them)
+  // bit_mask: the shift that moves keep bit k of a group (even lanes k = 0, 2, …, 14; odd 1, 3, …, 15) to bit 31
+  const __m256i even_shift = _mm256_setr_epi32(31, 29, 27, 25, 23, 21, 19, 17);
+  const __m256i odd_shift = _mm256_sub_epi32(even_shift, _mm256_set1_epi32(1));
+  constexpr bool Plain = Shape == gta_rule_shape::key_floor;
   auto t_pair = [=](std::size_t i, std::int64_t q, v8 be, v8 bo, v8& te, v8& to) {
     __m256 xe, xo;
     bf16x16_load_split(x[i] + q, xe, xo);
     const v8 de = (v8)xe - be, dd = (v8)xo - bo;
     const gta_keep_rule& r = rule[i];
+    if constexpr (Shape == gta_rule_shape::bit_mask) {
+      const std::int64_t p = q - r.origin;
+      std::uint64_t w = r.bits[p >> 6] >> (p & 63);
+      if ((p & 63) > 48)
+        w |= r.bits[(p >> 6) + 1] << (64 - (p & 63));
+      // bits above k leave the lane, bits below stay below bit 31: no mask needed
+      const __m256i h = _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(w)));
+      const __m256 me = _mm256_castsi256_ps(_mm256_sllv_epi32(h, even_shift));
+      const __m256 mo = _mm256_castsi256_ps(_mm256_sllv_epi32(h, odd_shift));
+      v8 pe = de, po = dd;
+      if (const float sc = c[i].sc; sc != 1.0f) {
+        pe = de * sc; // separate statements: rounded (or contracted) as the blocked loop
+        po = dd * sc;
+      }
+      te = (v8)_mm256_blendv_ps(_mm256_setzero_ps(), (__m256)pe, me);
+      to = (v8)_mm256_blendv_ps(_mm256_setzero_ps(), (__m256)po, mo);
+      return;
+    }
     const i8 ke = (i8)de & 0x7fffffff, ko = (i8)dd & 0x7fffffff;
     i8 me = ke > r.lo_m1, mo = ko > r.lo_m1;
     if (!Plain && r.hi_m1 != std::numeric_limits<std::int32_t>::max()) {
@@ -149,7 +194,7 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
     }
   };
   // whether ew = w for every model (weighted election, the default): then ew·t is also the merge's w·t
-  const bool ew_is_w = Plain || [&] {
+  const bool ew_is_w = Shape != gta_rule_shape::general || [&] {
     for (std::size_t i = 0; i < N; ++i)
       if (!c[i].election_is_weight())
         return false;
