@@ -355,6 +355,25 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
         // L1 sums: 8 independent fp64 accumulators (vectorizes), combined in a fixed order
         double la[8] = {}, lk[8] = {};
         std::size_t j8 = 0;
+#if defined(__AVX2__)
+        { // the same sums with the widening in registers (GCC left this loop scalar: ~8% of della_bits_all)
+          const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+          __m256d a0 = _mm256_setzero_pd(), a1 = a0, k0 = a0, k1 = a0; // la[0..4), la[4..8), lk[0..4), lk[4..8)
+          for (; j8 + 8 <= C; j8 += 8) {
+            const __m256 ax = _mm256_and_ps(_mm256_loadu_ps(x + j8), absm);
+            const __m128i kb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(keep + j8));
+            const __m256 ak = _mm256_mul_ps(ax, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(kb))); // ax·float(keep)
+            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(ax)));
+            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(ax, 1)));
+            k0 = _mm256_add_pd(k0, _mm256_cvtps_pd(_mm256_castps256_ps128(ak)));
+            k1 = _mm256_add_pd(k1, _mm256_cvtps_pd(_mm256_extractf128_ps(ak, 1)));
+          }
+          _mm256_storeu_pd(la, a0);
+          _mm256_storeu_pd(la + 4, a1);
+          _mm256_storeu_pd(lk, k0);
+          _mm256_storeu_pd(lk + 4, k1);
+        }
+#endif
         for (; j8 + 8 <= C; j8 += 8)
           for (std::size_t t = 0; t < 8; ++t) {
             const float ax = std::abs(x[j8 + t]);
@@ -384,9 +403,14 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
             const std::size_t m = std::min<std::size_t>(32, C - s0);
             std::uint32_t v = 0;
             if (m == 32) {
+#if defined(__AVX2__) // the flags are 0/1 bytes: bit 0 of each moved to its sign bit, then one movemask
+              const __m256i kv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keep + s0));
+              v = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(kv, 7)));
+#else
               FUSEKIT_PRAGMA_SIMD
               for (std::uint32_t t = 0; t < 32; ++t)
                 v |= static_cast<std::uint32_t>(keep[s0 + t]) << t;
+#endif
             } else {
               for (std::uint32_t t = 0; t < m; ++t)
                 v |= static_cast<std::uint32_t>(keep[s0 + t]) << t;
@@ -397,6 +421,10 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
           if (word == 0)
             continue;
           const auto gw = static_cast<std::size_t>((b + static_cast<std::int64_t>(w0)) / 64);
+          if (sh == 0 && C % 64 == 0) { // the row owns its words (no other row writes them): no lock
+            bits[gw] |= word;
+            continue;
+          }
           std::atomic_ref<std::uint64_t>(bits[gw]).fetch_or(word << sh, std::memory_order_relaxed);
           if (sh != 0 && (word >> (64 - sh)) != 0)
             std::atomic_ref<std::uint64_t>(bits[gw + 1]).fetch_or(word >> (64 - sh), std::memory_order_relaxed);
