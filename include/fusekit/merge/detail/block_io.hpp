@@ -152,7 +152,8 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
 /// kernel whose per-element work is a chain over the models (sums in model order) runs two independent
 /// chains and the out-of-order core overlaps them. Ranges of 16 or more elements take their head (with
 /// `streaming`, up to the 32-byte grid) and tail as one unaligned group each, overlapping the aligned steps;
-/// `one(q)` writes element q by itself only in shorter ranges (or an output off the 2-byte grid). Every step the inputs `base` (may be nullptr) and x[0..K)
+/// `one(q)` writes element q by itself only in shorter ranges, an output off the 2-byte grid or one that
+/// overlaps an input (merging in place stays correct: each element is read before it is written). Every step the inputs `base` (may be nullptr) and x[0..K)
 /// are prefetched `ahead` elements on (K + 2 interleaved streams are more than the hardware prefetchers
 /// follow); with `streaming` the vectors are stored non-temporally. The register kernels of SCE and the GTA
 /// final pass are written on this.
@@ -166,7 +167,18 @@ FUSEKIT_FORCEINLINE void x32_elementwise(T* out, std::int64_t b, std::int64_t e,
   // group of 16 stored unaligned, overlapping elements the aligned steps also write (the same bits: every
   // element is computed from its own inputs alone), instead of up to 15 calls of `one` each (a 16-byte
   // aligned output, as malloc returns, cost 16 scalar elements per 2048-element block: ~7% of TIES's pass)
-  const bool whole = e - b >= 16 && (reinterpret_cast<std::uintptr_t>(out + b) & 1u) == 0;
+  // (not when the output overlaps an input, e.g. a merge in place into the base: a group written twice
+  // would read, the second time, values the first already overwrote)
+  const auto disjoint = [&](const T* p) {
+    if (p == nullptr)
+      return true;
+    const auto o0 = reinterpret_cast<std::uintptr_t>(out + b), o1 = reinterpret_cast<std::uintptr_t>(out + e);
+    const auto p0 = reinterpret_cast<std::uintptr_t>(p + b), p1 = reinterpret_cast<std::uintptr_t>(p + e);
+    return o1 <= p0 || p1 <= o0;
+  };
+  bool whole = e - b >= 16 && (reinterpret_cast<std::uintptr_t>(out + b) & 1u) == 0 && disjoint(base);
+  for (std::size_t k = 0; k < K && whole; ++k)
+    whole = disjoint(x[k]);
   // one group of 16 at `at`, stored unaligned (inlined at its three uses: out of line, TIES's pass ran 4%
   // slower, from the call per use)
   auto single = [&](std::int64_t at) {
