@@ -91,8 +91,8 @@ enum class gta_rule_kind { none, sum, count };
 /// each model's 32 values of ew·t (of t when ew ≠ w for some model) in `tbuf` (32·N floats, L1) for the
 /// second; rule parts that change nothing (no upper key limit, no bit mask, scale 1) are skipped per model,
 /// with the same results (d·1 = d exactly). Without FP
-/// contraction the bits are the blocked loop's; with it the elements done one at a time (head, tail) may
-/// round differently, as in weighted_sum_x16. `Shape` (the caller guarantees it, see rule_shape): with
+/// contraction the bits are the blocked loop's; with it the elements done one at a time (ranges under 16,
+/// or an output that overlaps an input: x32_elementwise) may round differently, as in weighted_sum_x16. `Shape` (the caller guarantees it, see rule_shape): with
 /// key_floor the per-model tests of upper limits, bits and scales are compiled out (they were ~8% of TIES's
 /// pass); with bit_mask the key compares are, and each half's mask is its keep bits shifted into the lanes'
 /// sign bits (one vpsllvd) that select d·sc or +0 (one vblendvps): the same bits as `general`'s and-mask.

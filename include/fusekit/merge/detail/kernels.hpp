@@ -197,6 +197,30 @@ FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_
     out[2 * s + 1] = _mm256_permute2x128_si256(lo, hi, 0x31);
   }
 }
+
+/// The generator over elements [0, len) of (seed, stream) from element `first` (a multiple of 4), 64 words
+/// per step, then one step of 32: put(j, w, nv) receives the words of elements [j, j + 8·nv) as nv vectors.
+/// Returns the first element not covered (fewer than 32 remain), for the caller's scalar tail.
+template <class Put>
+FUSEKIT_FORCEINLINE std::int64_t philox_fill_avx2(std::uint64_t seed, std::uint64_t stream, std::uint64_t first,
+                                                  std::int64_t len, Put&& put) noexcept {
+  std::int64_t j = 0;
+  if (len < 32)
+    return 0;
+  const philox_round_keys keys(seed);
+  for (; j + 64 <= len; j += 64) {
+    __m256i w[8];
+    philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
+    put(j, w, 8);
+  }
+  if (j + 32 <= len) {
+    __m256i w[4];
+    philox_avx2<2>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
+    put(j, w, 4);
+    j += 32;
+  }
+  return j;
+}
 #endif
 
 /// Fills `u[0..len)` with rng::uniform01(seed, stream, first + j). `first` must be a multiple of 4.
@@ -210,25 +234,11 @@ inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t
   const std::uint32_t s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
   std::int64_t j = 0;
 #if defined(__AVX2__)
-  if (len >= 32) {
-    const philox_round_keys keys(seed);
-    const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
-    auto put = [&](const __m256i* w, int nv) {
-      for (int q = 0; q < nv; ++q)
-        _mm256_storeu_ps(u + j + 8 * q, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[q], 8)), scale));
-    };
-    for (; j + 64 <= len; j += 64) {
-      __m256i w[8];
-      philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
-      put(w, 8);
-    }
-    if (j + 32 <= len) {
-      __m256i w[4];
-      philox_avx2<2>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
-      put(w, 4);
-      j += 32;
-    }
-  }
+  const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+  j = philox_fill_avx2(seed, stream, first, len, [&](std::int64_t at, const __m256i* w, int nv) {
+    for (int q = 0; q < nv; ++q)
+      _mm256_storeu_ps(u + at + 8 * q, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[q], 8)), scale));
+  });
 #endif
   while (j < len) {
     const std::uint64_t blk0 = (first + static_cast<std::uint64_t>(j)) >> 2;
@@ -294,24 +304,10 @@ inline void fill_u24(std::uint64_t seed, std::uint64_t stream, std::uint64_t fir
                      std::uint32_t* m) noexcept {
   std::int64_t j = 0;
 #if defined(__AVX2__)
-  if (len >= 32) {
-    const philox_round_keys keys(seed);
-    auto put = [&](const __m256i* w, int nv) {
-      for (int q = 0; q < nv; ++q)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + j + 8 * q), _mm256_srli_epi32(w[q], 8));
-    };
-    for (; j + 64 <= len; j += 64) {
-      __m256i w[8];
-      philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
-      put(w, 8);
-    }
-    if (j + 32 <= len) {
-      __m256i w[4];
-      philox_avx2<2>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 2, w);
-      put(w, 4);
-      j += 32;
-    }
-  }
+  j = philox_fill_avx2(seed, stream, first, len, [&](std::int64_t at, const __m256i* w, int nv) {
+    for (int q = 0; q < nv; ++q)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + at + 8 * q), _mm256_srli_epi32(w[q], 8));
+  });
 #endif
   for (; j < len; j += 4) {
     const auto w = rng::random_block(seed, stream, (first + static_cast<std::uint64_t>(j)) >> 2);
