@@ -25,17 +25,21 @@ FUSEKIT_HOST_DEVICE constexpr void mulhilo32(std::uint32_t a, std::uint32_t b, s
 }
 } // namespace detail
 
+/// Philox4x32's round multipliers (M0, M1) and key increments (W0, W1), shared with the vectorized
+/// generators of merge/detail/kernels.hpp.
+inline constexpr std::uint32_t philox_m0 = 0xD2511F53u, philox_m1 = 0xCD9E8D57u;
+inline constexpr std::uint32_t philox_w0 = 0x9E3779B9u, philox_w1 = 0xBB67AE85u;
+
 /// Philox4x32 with 10 rounds (Salmon et al., SC'11; the Random123 / cuRAND generator).
 FUSEKIT_HOST_DEVICE constexpr std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr,
                                                                          std::array<std::uint32_t, 2> key) noexcept {
-  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   for (int r = 0; r < 10; ++r) {
     std::uint32_t hi0 = 0, lo0 = 0, hi1 = 0, lo1 = 0;
-    detail::mulhilo32(M0, ctr[0], hi0, lo0);
-    detail::mulhilo32(M1, ctr[2], hi1, lo1);
+    detail::mulhilo32(philox_m0, ctr[0], hi0, lo0);
+    detail::mulhilo32(philox_m1, ctr[2], hi1, lo1);
     ctr = {hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0};
-    key[0] += W0;
-    key[1] += W1;
+    key[0] += philox_w0;
+    key[1] += philox_w1;
   }
   return ctr;
 }

@@ -153,9 +153,10 @@ void store_block(const V& v, bool contiguous, std::int64_t b, std::int64_t len, 
 /// chains and the out-of-order core overlaps them. Ranges of 16 or more elements take their head (with
 /// `streaming`, up to the 32-byte grid) and tail as one unaligned group each, overlapping the aligned steps;
 /// `one(q)` writes element q by itself only in shorter ranges, an output off the 2-byte grid or one that
-/// overlaps an input (merging in place stays correct: each element is read before it is written). Every step the inputs `base` (may be nullptr) and x[0..K)
-/// are prefetched `ahead` elements on (K + 2 interleaved streams are more than the hardware prefetchers
-/// follow); with `streaming` the vectors are stored non-temporally. The register kernels of SCE and the GTA
+/// overlaps an input (merging in place stays correct: each element is read before it is written). Every
+/// step the inputs `base` (may be nullptr) and x[0..K) are prefetched `ahead` elements on (K + 2
+/// interleaved streams are more than the hardware prefetchers follow); with `streaming` the vectors are
+/// stored non-temporally. The register kernels of SCE and the GTA
 /// final pass are written on this.
 template <class T, class One, class Vec>
 FUSEKIT_FORCEINLINE void x32_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
@@ -229,9 +230,9 @@ FUSEKIT_FORCEINLINE void x32_elementwise(T* out, std::int64_t b, std::int64_t e,
 
 /// Runs an element-wise kernel over elements [b, e) of a contiguous 16-bit (bf16 or fp16) output 16 at a
 /// time: `vec(q)` returns the bits of elements [q, q + 16) in element order (bf16x16_narrow_split,
-/// fp16x16_narrow), `one(q)` writes element q by itself (the tail, and with `streaming` the head up to the
-/// 32-byte grid). Prefetch and stores as x32_elementwise, which runs it (two calls of vec per step). The
-/// register kernels of weighted_sum are written on this.
+/// fp16x16_narrow), `one(q)` writes element q by itself where x32_elementwise says so. Head, tail,
+/// prefetch and stores as x32_elementwise, which runs it (two calls of vec per step). The register kernels
+/// of weighted_sum are written on this.
 template <class T, class One, class Vec>
 FUSEKIT_FORCEINLINE void x16_elementwise(T* out, std::int64_t b, std::int64_t e, bool streaming, const T* base,
                                          const T* const* x, std::size_t K, std::int64_t ahead, One&& one,

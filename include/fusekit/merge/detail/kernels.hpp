@@ -150,8 +150,8 @@ struct philox_round_keys {
     for (int r = 0; r < 10; ++r) {
       k0[r] = _mm256_set1_epi64x(a);
       k1[r] = _mm256_set1_epi64x(b);
-      a += 0x9E3779B9u;
-      b += 0xBB67AE85u;
+      a += rng::philox_w0;
+      b += rng::philox_w1;
     }
   }
 };
@@ -166,7 +166,7 @@ struct philox_round_keys {
 template <int S>
 FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_t stream, std::uint64_t blk0,
                                      __m256i* out) noexcept {
-  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53u), m1 = _mm256_set1_epi64x(0xCD9E8D57u);
+  const __m256i m0 = _mm256_set1_epi64x(rng::philox_m0), m1 = _mm256_set1_epi64x(rng::philox_m1);
   const __m256i c0 = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(blk0)), _mm256_setr_epi64x(0, 1, 2, 3));
   const __m256i s2 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream));
   const __m256i s3 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream >> 32));
@@ -230,7 +230,7 @@ FUSEKIT_FORCEINLINE std::int64_t philox_fill_avx2(std::uint64_t seed, std::uint6
 inline void fill_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
                          float* u) noexcept {
   constexpr int G = 64;
-  constexpr std::uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  constexpr std::uint32_t M0 = rng::philox_m0, M1 = rng::philox_m1, W0 = rng::philox_w0, W1 = rng::philox_w1;
   const std::uint32_t s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
   std::int64_t j = 0;
 #if defined(__AVX2__)

@@ -155,9 +155,10 @@ struct bracket_counts {
 
 #if defined(__AVX2__)
 /// bracket_scan's vector part: whole groups of 16 keys (then one of 8) from kk, counts added to `cnt`;
-/// returns the number of keys covered. The keys and the bracket are compared with the sign bit flipped (signed compares then order
-/// any 32-bit key); a group's candidates are remembered as a bit mask, branch-free (a branch on "any
-/// candidate here" would be taken at random, in ~1 group of 16), and appended in batches.
+/// returns the number of keys covered. The keys and the bracket are compared with the sign bit flipped
+/// (signed compares then order any 32-bit key); a group's candidates are remembered as a bit mask,
+/// branch-free (a branch on "any candidate here" would be taken at random, in ~1 group of 16), and appended
+/// in batches.
 template <bool HasMid, bool Collect, class Cand>
 FUSEKIT_FORCEINLINE std::int64_t bracket_scan_avx2(const std::uint32_t* kk, std::int64_t len, std::uint32_t l,
                                                    std::uint32_t h, std::uint32_t m, Cand* o, std::size_t& c,
@@ -170,14 +171,16 @@ FUSEKIT_FORCEINLINE std::int64_t bracket_scan_avx2(const std::uint32_t* kk, std:
   constexpr int max_groups = 64;
   std::uint32_t grp_bits[max_groups], grp_at[max_groups];
   int ng = 0;
-  auto flush = [&] { // 16 branch-free appends per remembered group, in element order
-    for (int g = 0; g < ng; ++g) {
-      const std::uint32_t bits = grp_bits[g], at = grp_at[g];
-      for (std::uint32_t t = 0; t < 16; ++t) {
-        o[c] = Cand{kk[at + t], bid};
-        c += (bits >> t) & 1u;
-      }
+  // the candidates of the `width` keys at `at` (bit t of `bits`: key at + t), branch-free, in element order
+  auto append = [&](std::int64_t at, std::uint32_t bits, std::uint32_t width) {
+    for (std::uint32_t t = 0; t < width; ++t) {
+      o[c] = Cand{kk[at + t], bid};
+      c += (bits >> t) & 1u;
     }
+  };
+  auto flush = [&] { // the remembered groups of 16
+    for (int g = 0; g < ng; ++g)
+      append(grp_at[g], grp_bits[g], 16);
     ng = 0;
   };
   // counts of 8 keys at j; returns the candidate bits (Collect)
@@ -219,10 +222,7 @@ FUSEKIT_FORCEINLINE std::int64_t bracket_scan_avx2(const std::uint32_t* kk, std:
   for (; j + 8 <= len; j += 8) {
     const std::uint32_t bits = step8(j);
     if constexpr (Collect)
-      for (std::uint32_t t = 0; t < 8; ++t) {
-        o[c] = Cand{kk[j + t], bid};
-        c += (bits >> t) & 1u;
-      }
+      append(j, bits, 8);
   }
   auto hsum = [](__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
