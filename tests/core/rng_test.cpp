@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <fusekit/exec/primitives.hpp>
@@ -58,6 +59,48 @@ BOOST_AUTO_TEST_CASE(uniform_statistics) {
   for (std::int64_t i = 0; i < n; ++i)
     ones += rng::bernoulli(7, stream, static_cast<std::uint64_t>(i), 0.3f);
   BOOST_CHECK_SMALL(static_cast<double>(ones) / n - 0.3, 3e-3);
+}
+
+BOOST_AUTO_TEST_CASE(bernoulli_is_a_24_bit_uniform_below_the_threshold) {
+  // bernoulli_u24 against its definition written out: m = (random_byte << 16) | (refinement word >> 16),
+  // keep = m < T, for thresholds on a byte boundary, inside a byte, and the ends; random_byte against the
+  // bytes of random_u32; and the frequencies: exactly T·2^-24 in expectation, including the refinement share.
+  const std::uint64_t seed = 0x5eed, stream = rng::stream_id("model.layers.7.mlp.gate_proj.weight");
+  for (std::uint64_t e = 0; e < 4096; ++e)
+    BOOST_REQUIRE_EQUAL(rng::random_byte(seed, stream, e), (rng::random_u32(seed, stream, e / 4) >> (8 * (e % 4))) & 0xFFu);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(0.0f), 0u);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(-1.0f), 0u);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(std::numeric_limits<float>::quiet_NaN()), 0u);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(1.0f), 1u << 24);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(0.5f), 1u << 23);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(0.5f + 1.0f / 16777216.0f), (1u << 23) + 1);
+  BOOST_CHECK_EQUAL(rng::u24_threshold(1e-7f), 2u); // 1e-7 · 2^24 = 1.68 -> 2
+  const std::int64_t n = 1 << 20;
+  for (const std::uint32_t T : {0u, 1u, 100u << 16, (100u << 16) + 0x8000u, (200u << 16) + 1u, (1u << 24) - 1, 1u << 24}) {
+    std::int64_t ones = 0, refined = 0, refined_ones = 0, wrong = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto e = static_cast<std::uint64_t>(i);
+      const std::uint32_t b = rng::random_byte(seed, stream, e);
+      const std::uint32_t m = (b << 16) | (rng::random_u32(seed, stream, rng::refine_index + e) >> 16);
+      const bool got = rng::bernoulli_u24(seed, stream, e, T);
+      wrong += got != (m < T) ? 1 : 0;
+      ones += got ? 1 : 0;
+      if (b == (T >> 16)) {
+        ++refined;
+        refined_ones += got ? 1 : 0;
+      }
+    }
+    BOOST_CHECK_EQUAL(wrong, 0);
+    const double p = static_cast<double>(T) / 16777216.0, sd = std::sqrt(p * (1 - p) / n);
+    BOOST_CHECK_MESSAGE(std::abs(static_cast<double>(ones) / n - p) <= 5 * sd + 1e-12,
+                        "T=" << T << ": frequency " << static_cast<double>(ones) / n << " vs " << p);
+    if (T == (100u << 16) + 0x8000u) { // half the refinements keep
+      BOOST_CHECK_GT(refined, 3000);
+      BOOST_CHECK_SMALL(static_cast<double>(refined_ones) / static_cast<double>(refined) - 0.5, 0.05);
+    }
+  }
+  BOOST_CHECK(rng::bernoulli(seed, stream, 3, 1.0f));
+  BOOST_CHECK(!rng::bernoulli(seed, stream, 3, 0.0f));
 }
 
 BOOST_AUTO_TEST_CASE(streams_and_seeds_differ_and_threads_do_not_matter) {

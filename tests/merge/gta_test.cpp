@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(spec_vector_t45_dare_linear_with_the_spec_masks) {
     ok = true;
     for (std::size_t i = 0; i < 3 && ok; ++i)
       for (std::uint64_t e = 0; e < 4 && ok; ++e)
-        ok = (rng::uniform01(s, detail::model_stream("t45", i), e) < 0.6f) == (want[i][e] == 1);
+        ok = rng::bernoulli(s, detail::model_stream("t45", i), e, 0.6f) == (want[i][e] == 1);
     found = s;
   }
   BOOST_REQUIRE(ok);
@@ -281,30 +281,37 @@ BOOST_AUTO_TEST_CASE(sparse_keys_tied_at_the_threshold_are_resolved_by_count) {
 }
 
 BOOST_AUTO_TEST_CASE(keep_bits_equal_the_bernoulli_definition) {
-  // DARE's keep bits (AVX2 Philox, 64 draws per word, in the native build) against rng::uniform01(...) < p
-  // one element at a time: offsets that are multiples of 4 but not of 64, partial last words (bits past len
-  // must be zero), densities at the ends of [0, 1] and just above a multiple of 2^-24.
+  // DARE's keep bits (AVX2 Philox bytes, 256 draws per 16 blocks, and the refinement lanes, in the native
+  // build) against rng::bernoulli one element at a time: offsets that are multiples of 16 (vector path) and
+  // of 4 only (portable path), partial last words (bits past len must be zero), densities at the ends of
+  // [0, 1], just above a multiple of 2^-24, on a byte boundary (no refinement keeps) and half-way through a
+  // byte (half the refinements keep).
   const std::uint64_t seed = 0x1234abcd9876ull;
   const std::uint64_t stream = detail::model_stream("model.layers.3.mlp.down_proj.weight", 2);
   std::int64_t ones = 0, checked = 0;
-  for (const float p : {0.0f, 1e-7f, 0.3f, 0.5f, 0.5f + 1.0f / 16777216.0f, 0.9999999f, 1.0f})
-    for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{4}, std::uint64_t{64}, std::uint64_t{4096 + 60}})
-      for (const std::int64_t len : {std::int64_t{0}, std::int64_t{1}, std::int64_t{63}, std::int64_t{64}, std::int64_t{65}, std::int64_t{200}, std::int64_t{2048}}) {
+  std::int64_t refined_kept = 0;
+  for (const float p : {0.0f, 1e-7f, 0.3f, 0.5f, 0.5f + 1.0f / 16777216.0f, 100.0f / 256.0f, 100.5f / 256.0f, 0.9999999f, 1.0f})
+    for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{4}, std::uint64_t{16}, std::uint64_t{64}, std::uint64_t{4096 + 48}, std::uint64_t{4096 + 60}})
+      for (const std::int64_t len : {std::int64_t{0}, std::int64_t{1}, std::int64_t{63}, std::int64_t{64}, std::int64_t{65}, std::int64_t{200}, std::int64_t{256}, std::int64_t{300}, std::int64_t{2048}, std::int64_t{5000}}) {
         std::vector<std::uint64_t> words(static_cast<std::size_t>((len + 63) / 64) + 1, ~std::uint64_t{0});
         detail::fill_keep_bits(seed, stream, first, len, p, words.data());
         std::int64_t wrong = 0;
         for (std::int64_t j = 0; j < (len + 63) / 64 * 64; ++j) {
           const bool got = ((words[static_cast<std::size_t>(j / 64)] >> (j % 64)) & 1u) != 0;
-          const bool want = j < len && rng::uniform01(seed, stream, first + static_cast<std::uint64_t>(j)) < p;
+          const std::uint64_t e = first + static_cast<std::uint64_t>(j);
+          const bool want = j < len && rng::bernoulli(seed, stream, e, p);
           wrong += got != want ? 1 : 0;
           ones += got ? 1 : 0;
+          refined_kept += got && j < len && rng::random_byte(seed, stream, e) == (rng::u24_threshold(p) >> 16) ? 1 : 0;
         }
         BOOST_CHECK_MESSAGE(wrong == 0, "p=" << p << " first=" << first << " len=" << len << ": " << wrong << " bits differ");
         BOOST_CHECK_EQUAL(words.back(), ~std::uint64_t{0}); // nothing written past the last word
         checked += len;
       }
-  BOOST_TEST_MESSAGE("keep bits: " << checked << " draws checked, " << ones << " kept");
+  BOOST_TEST_MESSAGE("keep bits: " << checked << " draws checked, " << ones << " kept, " << refined_kept
+                                    << " kept by a refinement");
   BOOST_CHECK_GT(ones, 1000);
+  BOOST_CHECK_GT(refined_kept, 20); // the refinement path decided some kept bits
 }
 
 BOOST_AUTO_TEST_CASE(uniform_fills_equal_the_generator) {

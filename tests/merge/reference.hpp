@@ -1,7 +1,8 @@
 // Independent float64 brute-force references of the merge methods, written plainly (whole-tensor vectors,
 // std::sort for every ranking). Inputs are the fp32 values the library sees; the only shared definitions are
 // the documented ones: selection ranks fp32 deltas |float(x) - float(b)| (descending, ties by lower index),
-// and DARE/DELLA draw rng::uniform01(seed, model_stream(tensor, model), element).
+// DARE keeps rng::bernoulli(seed, model_stream(tensor, model), element, density) and DELLA draws
+// rng::uniform01(seed, model_stream(tensor, model), element) < p.
 #pragma once
 
 #include <algorithm>
@@ -79,10 +80,8 @@ inline vec keep_mask(const std::vector<float>& d32, const model& m, const gta_cf
   const std::uint64_t stream = fusekit::detail::model_stream(c.tensor, i);
   if (c.sp == sparsify::random) {
     for (std::int64_t e = 0; e < n; ++e)
-      keep[static_cast<std::size_t>(e)] = fusekit::rng::uniform01(c.seed, stream, static_cast<std::uint64_t>(e)) <
-                                                  static_cast<float>(m.density)
-                                              ? 1.0
-                                              : 0.0;
+      keep[static_cast<std::size_t>(e)] =
+          fusekit::rng::bernoulli(c.seed, stream, static_cast<std::uint64_t>(e), static_cast<float>(m.density)) ? 1.0 : 0.0;
     return keep;
   }
   // della: per row ranks by ascending |delta| (ties by column), p linear in rank

@@ -33,7 +33,7 @@ namespace fusekit {
 enum class sparsification {
   none,               ///< keep everything (task_arithmetic)
   magnitude,          ///< TIES trim: exact top-k of |Δ| over the whole tensor, k = floor(density·n)
-  random,             ///< DARE: keep each element with probability density (counter-based Bernoulli)
+  random,             ///< DARE: keep each element with probability density (rng::bernoulli, counter-based)
   magnitude_outliers, ///< Breadcrumbs: drop the floor(γ·n) largest and the smallest, keep floor(density·n)
   della_magprune,     ///< DELLA MagPrune: per-row keep probability linear in the magnitude rank
 };

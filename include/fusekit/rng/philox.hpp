@@ -78,10 +78,47 @@ FUSEKIT_HOST_DEVICE constexpr float uniform01(std::uint64_t seed, std::uint64_t 
   return u32_to_unit_float(random_u32(seed, stream, index));
 }
 
-/// Bernoulli(p) draw for element `index`: true with probability p (exactly: u < p, u on a 2^-24 grid).
+/// ceil(p·2²⁴) for a probability p in [0, 1] (NaN and p <= 0 give 0, p >= 1 gives 2²⁴): the integer
+/// threshold T with P(keep) = T·2⁻²⁴, i.e. "u < p" for a uniform u on the 2⁻²⁴ grid (p·2²⁴ is exact in float).
+FUSEKIT_HOST_DEVICE constexpr std::uint32_t u24_threshold(float p) noexcept {
+  if (!(p > 0.0f))
+    return 0;
+  if (p >= 1.0f)
+    return 1u << 24;
+  const float pf = p * 16777216.0f;
+  const auto t = static_cast<std::uint32_t>(pf); // floor (pf > 0)
+  return static_cast<float>(t) < pf ? t + 1 : t;
+}
+
+/// First element index of the refinement draws of rng::bernoulli_u24 (element e refines with word
+/// refine_index + e): its counter blocks (>= 2⁶⁰) never meet the main draws' (e / 16 < 2⁵⁸ for e < 2⁶²).
+inline constexpr std::uint64_t refine_index = std::uint64_t{1} << 62;
+
+/// The random byte of element `index`: byte index % 4 (little-endian) of random_u32(seed, stream, index / 4),
+/// i.e. the stream's words read as consecutive bytes, 16 elements per Philox block.
+FUSEKIT_HOST_DEVICE constexpr std::uint32_t random_byte(std::uint64_t seed, std::uint64_t stream,
+                                                        std::uint64_t index) noexcept {
+  return (random_u32(seed, stream, index >> 2) >> (8u * static_cast<std::uint32_t>(index & 3u))) & 0xFFu;
+}
+
+/// Bernoulli draw with P(true) = T·2⁻²⁴ exactly (T <= 2²⁴, see u24_threshold) for element `index` < 2⁶²:
+/// the element's 24-bit uniform is m = (random_byte << 16) | r, compared as m < T. The low 16 bits r come
+/// from the refinement draw random_u32(seed, stream, refine_index + index) >> 16 and are needed only when
+/// the byte equals T >> 16 (probability 1/256), so a mask costs about one byte of Philox output per element
+/// instead of one 32-bit word (DARE's masks: detail::fill_keep_bits, 256 draws per 64 words).
+FUSEKIT_HOST_DEVICE constexpr bool bernoulli_u24(std::uint64_t seed, std::uint64_t stream, std::uint64_t index,
+                                                 std::uint32_t T) noexcept {
+  const std::uint32_t b = random_byte(seed, stream, index), tb = T >> 16;
+  if (b != tb)
+    return b < tb;
+  return (random_u32(seed, stream, refine_index + index) >> 16) < (T & 0xFFFFu);
+}
+
+/// Bernoulli(p) draw for element `index`: true with probability exactly u24_threshold(p)·2⁻²⁴ (p rounded up
+/// to the 2⁻²⁴ grid), from bernoulli_u24. DARE's keep masks are these draws; DELLA's use uniform01 < p(rank).
 FUSEKIT_HOST_DEVICE constexpr bool bernoulli(std::uint64_t seed, std::uint64_t stream, std::uint64_t index,
                                              float p) noexcept {
-  return uniform01(seed, stream, index) < p;
+  return bernoulli_u24(seed, stream, index, u24_threshold(p));
 }
 
 } // namespace fusekit::rng

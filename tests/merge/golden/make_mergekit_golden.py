@@ -12,9 +12,12 @@ it (torch comes along), re-runs itself there, and calls mergekit's own merge-met
     <out>/golden.bin   little-endian float32 arrays: base (if any), inputs..., mergekit's output
 
 DARE and DELLA draw their masks with torch.bernoulli; this script replaces torch.bernoulli by fusekit's
-counter-based generator (Philox4x32-10 keyed by seed, FNV-1a(tensor name) ^ splitmix64(model index + 1),
-element index; u = (word >> 8) * 2^-24, keep = u < p), so mergekit's DARE/DELLA arithmetic runs on exactly the
-masks fusekit draws and the outputs can be compared element by element.
+counter-based generator (Philox4x32-10 keyed by seed, stream FNV-1a(tensor name) ^ splitmix64(model index + 1),
+element index e), so mergekit's DARE/DELLA arithmetic runs on exactly the masks fusekit draws and the outputs
+can be compared element by element:
+  DARE  (rng::bernoulli): T = ceil(p * 2^24); byte e % 4 of word e // 4 is b; keep = b < T >> 16, or, when
+        b == T >> 16, (word(2^62 + e) >> 16) < (T & 0xFFFF)  (a 24-bit uniform read a byte first);
+  DELLA (rng::uniform01 < p): u = (word e >> 8) * 2^-24, keep = u < p.
 """
 import json
 import os
@@ -72,14 +75,14 @@ def model_stream(name: str, model: int) -> int:
     return fnv1a(name) ^ splitmix64(model + 1)
 
 
-def philox_uniform(seed: int, stream: int, n: int) -> np.ndarray:
-    """fusekit::rng::uniform01(seed, stream, e) for e in [0, n)."""
-    nb = (n + 3) // 4
-    blk = np.arange(nb, dtype=np.uint64)
-    c0 = (blk & 0xFFFFFFFF).astype(np.uint64)
-    c1 = (blk >> np.uint64(32)).astype(np.uint64)
-    c2 = np.full(nb, stream & 0xFFFFFFFF, dtype=np.uint64)
-    c3 = np.full(nb, stream >> 32, dtype=np.uint64)
+def philox_words(seed: int, stream: int, idx: np.ndarray) -> np.ndarray:
+    """fusekit::rng::random_u32(seed, stream, e) for the element indices e in idx (uint64)."""
+    idx = np.asarray(idx, dtype=np.uint64)
+    blk = idx >> np.uint64(2)
+    c0 = blk & np.uint64(0xFFFFFFFF)
+    c1 = blk >> np.uint64(32)
+    c2 = np.full(blk.shape, stream & 0xFFFFFFFF, dtype=np.uint64)
+    c3 = np.full(blk.shape, stream >> 32, dtype=np.uint64)
     k0, k1 = seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
     m32 = np.uint64(0xFFFFFFFF)
     for _ in range(10):
@@ -91,22 +94,50 @@ def philox_uniform(seed: int, stream: int, n: int) -> np.ndarray:
         c0, c2 = n0, n2
         k0 = (k0 + 0x9E3779B9) & 0xFFFFFFFF
         k1 = (k1 + 0xBB67AE85) & 0xFFFFFFFF
-    words = np.stack([c0, c1, c2, c3], axis=1).reshape(-1)[:n]
+    words = np.stack([c0, c1, c2, c3], axis=-1)
+    return np.take_along_axis(words, (idx & np.uint64(3)).astype(np.int64)[..., None], axis=-1)[..., 0]
+
+
+def philox_uniform(seed: int, stream: int, n: int) -> np.ndarray:
+    """fusekit::rng::uniform01(seed, stream, e) for e in [0, n)."""
+    words = philox_words(seed, stream, np.arange(n, dtype=np.uint64))
     return ((words >> np.uint64(8)).astype(np.float64) * (1.0 / 16777216.0)).astype(np.float32)
 
 
-class FusekitBernoulli:
-    """Context manager: torch.bernoulli draws fusekit's mask for model 0, 1, ... in call order."""
+def philox_bernoulli(seed: int, stream: int, p: np.ndarray) -> np.ndarray:
+    """fusekit::rng::bernoulli(seed, stream, e, p[e]) for e in [0, p.size)."""
+    p = np.asarray(p, dtype=np.float32).reshape(-1)
+    n = p.size
+    e = np.arange(n, dtype=np.uint64)
+    pf = np.where(p > 0, np.minimum(p, np.float32(1)), np.float32(0)).astype(np.float64) * 16777216.0  # exact
+    t = np.ceil(pf).astype(np.uint64)
+    b = (philox_words(seed, stream, e >> np.uint64(2)) >> ((e & np.uint64(3)) * np.uint64(8))) & np.uint64(0xFF)
+    tb, tl = t >> np.uint64(16), t & np.uint64(0xFFFF)
+    keep = b < tb
+    eq = np.nonzero(b == tb)[0]
+    if eq.size:
+        r = philox_words(seed, stream, np.uint64(1 << 62) + e[eq]) >> np.uint64(16)
+        keep[eq] = r < tl[eq]
+    return keep
 
-    def __init__(self, seed: int, name: str):
-        self.seed, self.name, self.calls = seed, name, 0
+
+class FusekitBernoulli:
+    """Context manager: torch.bernoulli draws fusekit's mask for model 0, 1, ... in call order, as DARE
+    (draw="bernoulli") or DELLA (draw="uniform") draws it."""
+
+    def __init__(self, seed: int, name: str, draw: str):
+        self.seed, self.name, self.draw, self.calls = seed, name, draw, 0
 
     def __enter__(self):
         self.orig = torch.bernoulli
 
         def fake(p, *args, **kwargs):
-            u = torch.from_numpy(philox_uniform(self.seed, model_stream(self.name, self.calls), p.numel()))
+            stream = model_stream(self.name, self.calls)
             self.calls += 1
+            if self.draw == "bernoulli":
+                keep = torch.from_numpy(philox_bernoulli(self.seed, stream, p.float().numpy()))
+                return keep.reshape(p.shape).to(p.dtype)
+            u = torch.from_numpy(philox_uniform(self.seed, stream, p.numel()))
             return (u.reshape(p.shape) < p.float()).to(p.dtype)
 
         torch.bernoulli = fake
@@ -156,7 +187,7 @@ def main():
             mk_params[key] = {first + i: pm[key] for i, pm in enumerate(per_model) if key in pm}
         m = registry.get(method)
         if seed is not None:
-            with FusekitBernoulli(seed, name):
+            with FusekitBernoulli(seed, name, "bernoulli" if method.startswith("dare") else "uniform"):
                 (res,) = m([group], parameters=mk_params)
         else:
             (res,) = m([group], parameters=mk_params)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <limits>
 #include <cmath>
@@ -156,17 +157,33 @@ struct philox_round_keys {
   }
 };
 
+/// The ten Philox4x32 rounds on 4·S counter blocks held one per 64-bit lane (words in the low halves of
+/// x0..x3; vpmuludq reads only the low halves, so the 32x32->64 products need no shuffles). After it, the
+/// low half of lane l of x_w[s] is word w of that lane's block; the high halves are garbage.
+template <int S>
+FUSEKIT_FORCEINLINE void philox_rounds_avx2(const philox_round_keys& keys, __m256i* x0, __m256i* x1, __m256i* x2,
+                                            __m256i* x3) noexcept {
+  const __m256i m0 = _mm256_set1_epi64x(rng::philox_m0), m1 = _mm256_set1_epi64x(rng::philox_m1);
+  for (int r = 0; r < 10; ++r) {
+    const __m256i kk0 = keys.k0[r], kk1 = keys.k1[r];
+    for (int s = 0; s < S; ++s) {
+      const __m256i p0 = _mm256_mul_epu32(x0[s], m0), p1 = _mm256_mul_epu32(x2[s], m1);
+      x0[s] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), _mm256_xor_si256(x1[s], kk0));
+      x2[s] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), _mm256_xor_si256(x3[s], kk1));
+      x1[s] = p1;
+      x3[s] = p0;
+    }
+  }
+}
+
 /// Philox4x32-10 of the 4·S counter blocks blk0 .. blk0+4S−1 (round keys from `seed`, high counter words
-/// `stream`), as the 16·S words in element order (element 4q + w = word w of block q) in out[0..2S). Each
-/// 64-bit lane holds one block's word in its low half: vpmuludq reads only the low halves, so the
-/// 32x32->64 products need no shuffles, and the high halves (garbage) are dropped at the end.
+/// `stream`), as the 16·S words in element order (element 4q + w = word w of block q) in out[0..2S).
 /// S = 4 (64 words) keeps 16 state registers busy: four independent chains of dependent multiplies, which
 /// is what the core needs to overlap their latency (S = 2 runs 20% slower per word, S = 8 spills).
 /// Bit-identical to rng::random_block.
 template <int S>
 FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_t stream, std::uint64_t blk0,
                                      __m256i* out) noexcept {
-  const __m256i m0 = _mm256_set1_epi64x(rng::philox_m0), m1 = _mm256_set1_epi64x(rng::philox_m1);
   const __m256i c0 = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(blk0)), _mm256_setr_epi64x(0, 1, 2, 3));
   const __m256i s2 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream));
   const __m256i s3 = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream >> 32));
@@ -178,16 +195,7 @@ FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_
     x2[s] = s2;
     x3[s] = s3;
   }
-  for (int r = 0; r < 10; ++r) {
-    const __m256i kk0 = keys.k0[r], kk1 = keys.k1[r];
-    for (int s = 0; s < S; ++s) {
-      const __m256i p0 = _mm256_mul_epu32(x0[s], m0), p1 = _mm256_mul_epu32(x2[s], m1);
-      x0[s] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), _mm256_xor_si256(x1[s], kk0));
-      x2[s] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), _mm256_xor_si256(x3[s], kk1));
-      x1[s] = p1;
-      x3[s] = p0;
-    }
-  }
+  philox_rounds_avx2<S>(keys, x0, x1, x2, x3);
   // lanes [w0 w1 w0 w1 | ...] per block pair, then [w0 w1 w2 w3] per block, then blocks in order
   for (int s = 0; s < S; ++s) {
     const __m256i x01 = _mm256_blend_epi32(x0[s], _mm256_slli_epi64(x1[s], 32), 0xAA);
@@ -196,6 +204,31 @@ FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_
     out[2 * s] = _mm256_permute2x128_si256(lo, hi, 0x20);
     out[2 * s + 1] = _mm256_permute2x128_si256(lo, hi, 0x31);
   }
+}
+
+/// rng::random_u32(seed, stream, idx[l]) for the 8 element indices idx[0..8), one counter block per lane
+/// (the refinement draws of fill_keep_bits, which hit scattered elements).
+FUSEKIT_FORCEINLINE void philox_words_at_avx2(const philox_round_keys& keys, std::uint64_t stream,
+                                              const std::uint64_t (&idx)[8], std::uint32_t (&out)[8]) noexcept {
+  __m256i x0[2], x1[2], x2[2], x3[2];
+  for (int s = 0; s < 2; ++s) {
+    const __m256i c = _mm256_setr_epi64x(static_cast<long long>(idx[4 * s] >> 2), static_cast<long long>(idx[4 * s + 1] >> 2),
+                                         static_cast<long long>(idx[4 * s + 2] >> 2), static_cast<long long>(idx[4 * s + 3] >> 2));
+    x0[s] = c;
+    x1[s] = _mm256_srli_epi64(c, 32);
+    x2[s] = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream));
+    x3[s] = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream >> 32));
+  }
+  philox_rounds_avx2<2>(keys, x0, x1, x2, x3);
+  alignas(32) std::uint64_t w[4][8];
+  for (int s = 0; s < 2; ++s) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[0][4 * s]), x0[s]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[1][4 * s]), x1[s]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[2][4 * s]), x2[s]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[3][4 * s]), x3[s]);
+  }
+  for (int l = 0; l < 8; ++l)
+    out[l] = static_cast<std::uint32_t>(w[idx[l] & 3u][l]);
 }
 
 /// The generator over elements [0, len) of (seed, stream) from element `first` (a multiple of 4), 64 words
@@ -316,43 +349,81 @@ inline void fill_u24(std::uint64_t seed, std::uint64_t stream, std::uint64_t fir
   }
 }
 
-/// ceil(p·2²⁴) for a probability p in [0, 1] (NaN → 0): the integer threshold on fill_u24's values.
-[[nodiscard]] inline std::uint32_t u24_threshold(float p) noexcept {
-  const float pf = std::clamp(p == p ? p : 0.0f, 0.0f, 1.0f) * 16777216.0f; // exact (a power of two)
-  return static_cast<std::uint32_t>(std::ceil(pf));
-}
+using rng::u24_threshold;
 
-/// Bernoulli keep bits: bit j of words[j / 64] = [rng::uniform01(seed, stream, first + j) < p] for j in
-/// [0, len), bits past len zero; `first` must be a multiple of 4. Identical to comparing fill_uniform's
-/// values with p: u = m·2⁻²⁴ with m = word >> 8, so u < p exactly when m < ceil(p·2²⁴) (p·2²⁴ is exact).
-/// With AVX2 the compare runs on the integers and movemask packs 8 bits at a time (no float round trip).
+/// Bernoulli keep bits: bit j of words[j / 64] = rng::bernoulli_u24(seed, stream, first + j, T) with
+/// T = u24_threshold(p), for j in [0, len); bits past len zero (P(keep) = T·2⁻²⁴, "u < p" on the 2⁻²⁴ grid).
+/// The draws read one random byte per element and refine the 1/256 whose byte equals T >> 16 with a second
+/// word (rng::bernoulli_u24): with AVX2 and `first` a multiple of 16, 16 Philox blocks give the bytes of 256
+/// elements, compared 32 at a time (flipped-sign byte compares, movemask straight into the mask words), and
+/// the refinements go 8 lanes at a time; otherwise one Philox block per 16 elements, in scalar code.
 inline void fill_keep_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len, float p,
                            std::uint64_t* words) noexcept {
   const std::int64_t nw = (len + 63) / 64;
+  const std::uint32_t T = u24_threshold(p);
+  auto valid = [&](std::int64_t q) { // the bits of word q that lie before len
+    const std::int64_t m = len - q * 64;
+    return m >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << m) - 1;
+  };
+  if (T == 0 || T >= (1u << 24)) { // nothing drawn: none or all kept
+    for (std::int64_t q = 0; q < nw; ++q)
+      words[q] = T == 0 ? 0 : valid(q);
+    return;
+  }
+  const std::uint32_t tb = T >> 16, tl = T & 0xFFFFu;
 #if defined(__AVX2__)
-  const __m256i t = _mm256_set1_epi32(static_cast<int>(u24_threshold(p)));
-  const philox_round_keys keys(seed);
+  if ((first & 15u) == 0) {
+    const philox_round_keys keys(seed);
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i tbf = _mm256_set1_epi8(static_cast<char>(tb ^ 0x80u)), tbr = _mm256_set1_epi8(static_cast<char>(tb));
+    std::uint32_t pend[256 + 8]; // elements (offsets from first) whose byte equals tb, refined 8 at a time
+    int np = 0;
+    auto refine = [&](const std::uint32_t* at, int cnt) { // the elements at[0, cnt), cnt <= 8
+      std::uint64_t idx[8];
+      std::uint32_t r[8];
+      for (int l = 0; l < 8; ++l)
+        idx[l] = rng::refine_index + first + at[l < cnt ? l : 0];
+      philox_words_at_avx2(keys, stream, idx, r);
+      for (int l = 0; l < cnt; ++l)
+        words[at[l] / 64] |= static_cast<std::uint64_t>((r[l] >> 16) < tl) << (at[l] % 64);
+    };
+    for (std::int64_t j = 0; j < len; j += 256) { // 16 blocks = the bytes of 256 elements
+      __m256i w[8];
+      philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 4, w);
+      for (int v = 0; v < 4 && j + 64 * v < len; ++v) {
+        const std::int64_t q = j / 64 + v;
+        auto bits = [&](__m256i x, __m256i t, bool lt) {
+          const __m256i c = lt ? _mm256_cmpgt_epi8(t, _mm256_xor_si256(x, flip)) : _mm256_cmpeq_epi8(x, t);
+          return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(c)));
+        };
+        const std::uint64_t keep = bits(w[2 * v], tbf, true) | (bits(w[2 * v + 1], tbf, true) << 32);
+        std::uint64_t eq = (bits(w[2 * v], tbr, false) | (bits(w[2 * v + 1], tbr, false) << 32)) & valid(q);
+        words[q] = keep & valid(q);
+        for (; eq != 0; eq &= eq - 1)
+          pend[np++] = static_cast<std::uint32_t>(q * 64 + std::countr_zero(eq));
+      }
+      int done = 0;
+      for (; np - done >= 8; done += 8)
+        refine(pend + done, 8);
+      std::copy(pend + done, pend + np, pend); // fewer than 8 wait for the next chunk
+      np -= done;
+    }
+    if (np > 0)
+      refine(pend, np);
+    return;
+  }
 #endif
   for (std::int64_t q = 0; q < nw; ++q) {
-    const std::int64_t b = q * 64, m = std::min<std::int64_t>(64, len - b);
     std::uint64_t word = 0;
-#if defined(__AVX2__)
-    if (m == 64) {
-      __m256i w[8];
-      philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(b)) >> 2, w);
-      for (int v = 0; v < 8; ++v) {
-        const __m256i lt = _mm256_cmpgt_epi32(t, _mm256_srli_epi32(w[v], 8));
-        word |= static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(lt))))
-                << (8 * v);
-      }
-      words[q] = word;
-      continue;
+    std::array<std::uint32_t, 4> blk{};
+    for (std::int64_t t = 0; t < std::min<std::int64_t>(64, len - q * 64); ++t) {
+      const std::uint64_t e = first + static_cast<std::uint64_t>(q * 64 + t);
+      if (t == 0 || (e & 15u) == 0)
+        blk = rng::random_block(seed, stream, e >> 4);
+      const std::uint32_t b = (blk[(e >> 2) & 3u] >> (8u * static_cast<std::uint32_t>(e & 3u))) & 0xFFu;
+      const bool keep = b != tb ? b < tb : (rng::random_u32(seed, stream, rng::refine_index + e) >> 16) < tl;
+      word |= static_cast<std::uint64_t>(keep) << t;
     }
-#endif
-    alignas(64) float u[64];
-    fill_uniform(seed, stream, first + static_cast<std::uint64_t>(b), m, u);
-    for (std::int64_t j = 0; j < m; ++j)
-      word |= static_cast<std::uint64_t>(u[j] < p) << j;
     words[q] = word;
   }
 }
