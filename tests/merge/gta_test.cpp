@@ -314,6 +314,44 @@ BOOST_AUTO_TEST_CASE(keep_bits_equal_the_bernoulli_definition) {
   BOOST_CHECK_GT(refined_kept, 20); // the refinement path decided some kept bits
 }
 
+BOOST_AUTO_TEST_CASE(fused_keep_bits_and_l1_sums_equal_the_two_steps) {
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+  // DARE's L1 statistics draw the keep bits and sum |Δ| and kept |Δ| in one sweep (keep_bits_l1_bf16): the
+  // same bits as fill_keep_bits and the same sums as delta_abs_kept_sums_bf16 up to summation order, for
+  // vector and fallback offsets, partial groups and words, densities with many and with no refinement keeps.
+  const std::uint64_t seed = 77, stream = detail::model_stream("model.layers.9.mlp.down_proj.weight", 1);
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<bf16> b(6000), x(6000);
+  for (std::size_t j = 0; j < b.size(); ++j) {
+    b[j] = bf16(nd(g));
+    x[j] = bf16(static_cast<float>(b[j]) + 0.1f * nd(g));
+  }
+  int cases = 0;
+  for (const float p : {0.0f, 0.3f, 100.5f / 256.0f, 0.5f, 1.0f})
+    for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{16}, std::uint64_t{4}, std::uint64_t{2048}})
+      for (const std::int64_t len : {std::int64_t{1}, std::int64_t{15}, std::int64_t{64}, std::int64_t{200}, std::int64_t{2048}, std::int64_t{5000}}) {
+        const std::size_t nw = static_cast<std::size_t>((len + 63) / 64);
+        std::vector<std::uint64_t> w1(nw + 1, 7), w2(nw + 1, 7);
+        double a1 = 0, k1 = 0, a2 = 0, k2 = 0;
+        detail::keep_bits_l1_bf16(seed, stream, first, len, p, b.data(), x.data(), w1.data(), a1, k1);
+        detail::fill_keep_bits(seed, stream, first, len, p, w2.data());
+        detail::delta_abs_kept_sums_bf16(b.data(), x.data(), len, w2.data(), a2, k2);
+        BOOST_CHECK_MESSAGE(w1 == w2, "bits differ: p=" << p << " first=" << first << " len=" << len);
+        BOOST_CHECK_CLOSE(a1, a2, 1e-4);
+        if (k2 > 0)
+          BOOST_CHECK_CLOSE(k1, k2, 1e-4);
+        else
+          BOOST_CHECK_EQUAL(k1, 0.0);
+        ++cases;
+      }
+  BOOST_TEST_MESSAGE("fused keep bits + L1 sums: " << cases << " cases");
+#else
+  BOOST_TEST_MESSAGE("no AVX2 register kernels in this build: nothing to compare");
+  BOOST_CHECK(true);
+#endif
+}
+
 BOOST_AUTO_TEST_CASE(uniform_fills_equal_the_generator) {
   // fill_u24 (DELLA's draws) and fill_uniform against rng::random_u32 / rng::uniform01 one element at a
   // time: lengths around the 64-word (16-block) and 32-word (8-block) register steps and the scalar tail.

@@ -661,17 +661,19 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         std::uint64_t* words = nullptr; // random masks: drawn here, kept for the final pass (blocks own whole words)
         if (k == gta_model_plan::random) {
           words = plan[i].bits.data() + b / 64;
+#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
+          if constexpr (all_bf16<Base, In>) {
+            if (stats_bf16) { // the draws and both sums in one sweep over the bf16 rows
+              keep_bits_l1_bf16(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
+                                static_cast<float>(plan[i].density), base.data() + b, inputs[i].tensor.data() + b,
+                                words, partial[at], partial[at + 1]);
+              continue;
+            }
+          }
+#endif
           fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
                          static_cast<float>(plan[i].density), words);
         }
-#if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
-        if constexpr (all_bf16<Base, In>) {
-          if (words != nullptr && stats_bf16) { // both sums from the bf16 rows in registers
-            delta_abs_kept_sums_bf16(base.data() + b, inputs[i].tensor.data() + b, len, words, partial[at], partial[at + 1]);
-            continue;
-          }
-        }
-#endif
         if (!have_bb) {
           b_io.load(b, len, bb);
           have_bb = true;

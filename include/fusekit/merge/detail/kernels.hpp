@@ -206,29 +206,34 @@ FUSEKIT_FORCEINLINE void philox_avx2(const philox_round_keys& keys, std::uint64_
   }
 }
 
-/// rng::random_u32(seed, stream, idx[l]) for the 8 element indices idx[0..8), one counter block per lane
-/// (the refinement draws of fill_keep_bits, which hit scattered elements).
-FUSEKIT_FORCEINLINE void philox_words_at_avx2(const philox_round_keys& keys, std::uint64_t stream,
-                                              const std::uint64_t (&idx)[8], std::uint32_t (&out)[8]) noexcept {
-  __m256i x0[2], x1[2], x2[2], x3[2];
-  for (int s = 0; s < 2; ++s) {
-    const __m256i c = _mm256_setr_epi64x(static_cast<long long>(idx[4 * s] >> 2), static_cast<long long>(idx[4 * s + 1] >> 2),
-                                         static_cast<long long>(idx[4 * s + 2] >> 2), static_cast<long long>(idx[4 * s + 3] >> 2));
-    x0[s] = c;
-    x1[s] = _mm256_srli_epi64(c, 32);
+/// Bit l set where (rng::random_u32(seed, stream, idx[l]) >> 16) < tl, for the 4·S element indices
+/// idx[0..4S), one counter block per lane (the refinement draws of keep_bits_avx2, which hit scattered
+/// elements). Each lane's word is selected among the four in registers (two blends on the index's low bits)
+/// and compared there: storing the state and reading single words back stalled on store forwarding.
+template <int S>
+FUSEKIT_FORCEINLINE std::uint32_t refine_keep_avx2(const philox_round_keys& keys, std::uint64_t stream,
+                                                   const std::uint64_t* idx, std::uint32_t tl) noexcept {
+  __m256i x0[S], x1[S], x2[S], x3[S], sel[S];
+  for (int s = 0; s < S; ++s) {
+    sel[s] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + 4 * s));
+    x0[s] = _mm256_srli_epi64(sel[s], 2); // the counter block
+    x1[s] = _mm256_srli_epi64(x0[s], 32);
     x2[s] = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream));
     x3[s] = _mm256_set1_epi64x(static_cast<std::uint32_t>(stream >> 32));
   }
-  philox_rounds_avx2<2>(keys, x0, x1, x2, x3);
-  alignas(32) std::uint64_t w[4][8];
-  for (int s = 0; s < 2; ++s) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[0][4 * s]), x0[s]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[1][4 * s]), x1[s]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[2][4 * s]), x2[s]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(&w[3][4 * s]), x3[s]);
+  philox_rounds_avx2<S>(keys, x0, x1, x2, x3);
+  const __m256i lim = _mm256_set1_epi64x(tl), low16 = _mm256_set1_epi64x(0xFFFF);
+  std::uint32_t bits = 0;
+  for (int s = 0; s < S; ++s) {
+    const __m256d odd = _mm256_castsi256_pd(_mm256_slli_epi64(sel[s], 63)), high = _mm256_castsi256_pd(_mm256_slli_epi64(sel[s], 62));
+    const __m256d w01 = _mm256_blendv_pd(_mm256_castsi256_pd(x0[s]), _mm256_castsi256_pd(x1[s]), odd);
+    const __m256d w23 = _mm256_blendv_pd(_mm256_castsi256_pd(x2[s]), _mm256_castsi256_pd(x3[s]), odd);
+    const __m256i w = _mm256_castpd_si256(_mm256_blendv_pd(w01, w23, high));
+    const __m256i r = _mm256_and_si256(_mm256_srli_epi64(w, 16), low16); // bits 16..31 of the word
+    const __m256i lt = _mm256_cmpgt_epi64(lim, r);
+    bits |= static_cast<std::uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(lt))) << (4 * s);
   }
-  for (int l = 0; l < 8; ++l)
-    out[l] = static_cast<std::uint32_t>(w[idx[l] & 3u][l]);
+  return bits;
 }
 
 /// The generator over elements [0, len) of (seed, stream) from element `first` (a multiple of 4), 64 words
@@ -351,68 +356,91 @@ inline void fill_u24(std::uint64_t seed, std::uint64_t stream, std::uint64_t fir
 
 using rng::u24_threshold;
 
+#if defined(__AVX2__)
+/// fill_keep_bits's vector path for 0 < T < 2²⁴ and `first` a multiple of 16: 16 Philox blocks give the
+/// bytes of 256 elements, compared 32 at a time (flipped-sign byte compares, movemask straight into the
+/// mask words); the elements whose byte equals T >> 16 are refined 16 lanes at a time, batched across chunks.
+/// Calls on_word(q, w) once word q holds its provisional bits w (refined elements still 0), and
+/// on_refined(j, kept) for each refined element j (its bit set afterwards when kept), so a caller can fuse
+/// per-element work on the kept set into the draw.
+template <class OnWord, class OnRefined>
+FUSEKIT_FORCEINLINE void keep_bits_avx2(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
+                                        std::uint32_t T, std::uint64_t* words, OnWord&& on_word,
+                                        OnRefined&& on_refined) noexcept {
+  const std::uint32_t tb = T >> 16, tl = T & 0xFFFFu;
+  const philox_round_keys keys(seed);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i tbf = _mm256_set1_epi8(static_cast<char>(tb ^ 0x80u)), tbr = _mm256_set1_epi8(static_cast<char>(tb));
+  constexpr int R = 16; // refinements per batch: four independent Philox chains, as for the main draws
+  std::uint32_t pend[256 + R]; // elements (offsets from first) whose byte equals tb
+  int np = 0;
+  auto refine = [&](const std::uint32_t* at, int cnt) { // the elements at[0, cnt), cnt <= R
+    std::uint64_t idx[R];
+    for (int l = 0; l < R; ++l)
+      idx[l] = rng::refine_index + first + at[l < cnt ? l : 0];
+    const std::uint32_t kb = refine_keep_avx2<R / 4>(keys, stream, idx, tl);
+    for (int l = 0; l < cnt; ++l) { // branch-free: about half of them keep when T's low bits are mid-range
+      const bool keep = ((kb >> l) & 1u) != 0;
+      words[at[l] / 64] |= static_cast<std::uint64_t>(keep) << (at[l] % 64);
+      on_refined(static_cast<std::int64_t>(at[l]), keep);
+    }
+  };
+  constexpr int S = 4; // 4·S Philox blocks = the bytes of 64·S elements = S mask words per step
+  for (std::int64_t j = 0; j < len; j += 64 * S) {
+    __m256i w[2 * S];
+    philox_avx2<S>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 4, w);
+    for (int v = 0; v < S && j + 64 * v < len; ++v) {
+      const std::int64_t q = j / 64 + v, m = len - q * 64;
+      const std::uint64_t valid = m >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << m) - 1;
+      auto bits = [&](__m256i x, __m256i t, bool lt) {
+        const __m256i c = lt ? _mm256_cmpgt_epi8(t, _mm256_xor_si256(x, flip)) : _mm256_cmpeq_epi8(x, t);
+        return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(c)));
+      };
+      const std::uint64_t keep = (bits(w[2 * v], tbf, true) | (bits(w[2 * v + 1], tbf, true) << 32)) & valid;
+      std::uint64_t eq = (bits(w[2 * v], tbr, false) | (bits(w[2 * v + 1], tbr, false) << 32)) & valid;
+      words[q] = keep;
+      on_word(q, keep);
+      // most words hold no such element and most others one (a loop on eq != 0 mispredicted in ~1 word of 5):
+      // append the lowest unconditionally, count it only if it exists, loop for the rare rest
+      pend[np] = static_cast<std::uint32_t>(q * 64 + (std::countr_zero(eq) & 63));
+      np += eq != 0 ? 1 : 0;
+      for (eq &= eq - 1; eq != 0; eq &= eq - 1)
+        pend[np++] = static_cast<std::uint32_t>(q * 64 + std::countr_zero(eq));
+    }
+    int done = 0;
+    for (; np - done >= R; done += R)
+      refine(pend + done, R);
+    std::copy(pend + done, pend + np, pend); // fewer than R wait for the next chunk
+    np -= done;
+  }
+  if (np > 0)
+    refine(pend, np);
+}
+#endif
+
 /// Bernoulli keep bits: bit j of words[j / 64] = rng::bernoulli_u24(seed, stream, first + j, T) with
 /// T = u24_threshold(p), for j in [0, len); bits past len zero (P(keep) = T·2⁻²⁴, "u < p" on the 2⁻²⁴ grid).
 /// The draws read one random byte per element and refine the 1/256 whose byte equals T >> 16 with a second
-/// word (rng::bernoulli_u24): with AVX2 and `first` a multiple of 16, 16 Philox blocks give the bytes of 256
-/// elements, compared 32 at a time (flipped-sign byte compares, movemask straight into the mask words), and
-/// the refinements go 8 lanes at a time; otherwise one Philox block per 16 elements, in scalar code.
+/// word (rng::bernoulli_u24): with AVX2 and `first` a multiple of 16, keep_bits_avx2; otherwise one Philox
+/// block per 16 elements, in scalar code.
 inline void fill_keep_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len, float p,
                            std::uint64_t* words) noexcept {
   const std::int64_t nw = (len + 63) / 64;
   const std::uint32_t T = u24_threshold(p);
-  auto valid = [&](std::int64_t q) { // the bits of word q that lie before len
-    const std::int64_t m = len - q * 64;
-    return m >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << m) - 1;
-  };
   if (T == 0 || T >= (1u << 24)) { // nothing drawn: none or all kept
-    for (std::int64_t q = 0; q < nw; ++q)
-      words[q] = T == 0 ? 0 : valid(q);
+    for (std::int64_t q = 0; q < nw; ++q) {
+      const std::int64_t m = len - q * 64;
+      words[q] = T == 0 ? 0 : m >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << m) - 1;
+    }
     return;
   }
-  const std::uint32_t tb = T >> 16, tl = T & 0xFFFFu;
 #if defined(__AVX2__)
   if ((first & 15u) == 0) {
-    const philox_round_keys keys(seed);
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    const __m256i tbf = _mm256_set1_epi8(static_cast<char>(tb ^ 0x80u)), tbr = _mm256_set1_epi8(static_cast<char>(tb));
-    std::uint32_t pend[256 + 8]; // elements (offsets from first) whose byte equals tb, refined 8 at a time
-    int np = 0;
-    auto refine = [&](const std::uint32_t* at, int cnt) { // the elements at[0, cnt), cnt <= 8
-      std::uint64_t idx[8];
-      std::uint32_t r[8];
-      for (int l = 0; l < 8; ++l)
-        idx[l] = rng::refine_index + first + at[l < cnt ? l : 0];
-      philox_words_at_avx2(keys, stream, idx, r);
-      for (int l = 0; l < cnt; ++l)
-        words[at[l] / 64] |= static_cast<std::uint64_t>((r[l] >> 16) < tl) << (at[l] % 64);
-    };
-    for (std::int64_t j = 0; j < len; j += 256) { // 16 blocks = the bytes of 256 elements
-      __m256i w[8];
-      philox_avx2<4>(keys, stream, (first + static_cast<std::uint64_t>(j)) >> 4, w);
-      for (int v = 0; v < 4 && j + 64 * v < len; ++v) {
-        const std::int64_t q = j / 64 + v;
-        auto bits = [&](__m256i x, __m256i t, bool lt) {
-          const __m256i c = lt ? _mm256_cmpgt_epi8(t, _mm256_xor_si256(x, flip)) : _mm256_cmpeq_epi8(x, t);
-          return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(c)));
-        };
-        const std::uint64_t keep = bits(w[2 * v], tbf, true) | (bits(w[2 * v + 1], tbf, true) << 32);
-        std::uint64_t eq = (bits(w[2 * v], tbr, false) | (bits(w[2 * v + 1], tbr, false) << 32)) & valid(q);
-        words[q] = keep & valid(q);
-        for (; eq != 0; eq &= eq - 1)
-          pend[np++] = static_cast<std::uint32_t>(q * 64 + std::countr_zero(eq));
-      }
-      int done = 0;
-      for (; np - done >= 8; done += 8)
-        refine(pend + done, 8);
-      std::copy(pend + done, pend + np, pend); // fewer than 8 wait for the next chunk
-      np -= done;
-    }
-    if (np > 0)
-      refine(pend, np);
+    keep_bits_avx2(seed, stream, first, len, T, words, [](std::int64_t, std::uint64_t) {}, [](std::int64_t, bool) {});
     return;
   }
 #endif
+  const std::uint32_t tb = T >> 16, tl = T & 0xFFFFu;
   for (std::int64_t q = 0; q < nw; ++q) {
     std::uint64_t word = 0;
     std::array<std::uint32_t, 4> blk{};
@@ -561,6 +589,61 @@ inline void delta_abs_kept_sums_bf16(const bf16* b, const bf16* x, std::int64_t 
   }
   all = even_odd_lane_total(ae, ao) + tail_all;
   kept = even_odd_lane_total(ke, ko) + tail_kept;
+}
+
+/// fill_keep_bits(seed, stream, first, len, p, words) and delta_abs_kept_sums_bf16(b, x, len, words, all,
+/// kept) in one sweep: each mask word's 64 deltas are summed while its draws are still in registers, so the
+/// loads of the rows overlap the Philox arithmetic instead of following it (DARE's L1 statistics). Same
+/// bits; the sums may round differently from the two-step form (two accumulator chains per half, the
+/// refined keeps added at the end).
+inline void keep_bits_l1_bf16(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len, float p,
+                              const bf16* b, const bf16* x, std::uint64_t* words, double& all, double& kept) noexcept {
+  const std::uint32_t T = u24_threshold(p);
+  if (T == 0 || T >= (1u << 24) || (first & 15u) != 0) {
+    fill_keep_bits(seed, stream, first, len, p, words);
+    delta_abs_kept_sums_bf16(b, x, len, words, all, kept);
+    return;
+  }
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
+  const i8 odd_bit = even_bit + even_bit;
+  v8 ae[2] = {}, ao[2] = {}, ke[2] = {}, ko[2] = {};
+  double tail_all = 0.0, tail_kept = 0.0, refined = 0.0;
+  auto absd = [&](std::int64_t j) { return std::abs(static_cast<float>(x[j]) - static_cast<float>(b[j])); };
+  keep_bits_avx2(
+      seed, stream, first, len, T, words,
+      [&](std::int64_t q, std::uint64_t w) {
+        constexpr std::int64_t ahead = 2048; // elements, as for_each_delta16_bf16
+        const std::int64_t j0 = q * 64;
+        __builtin_prefetch(b + j0 + ahead, 0, 0);
+        __builtin_prefetch(b + j0 + ahead + 32, 0, 0);
+        __builtin_prefetch(x + j0 + ahead, 0, 0);
+        __builtin_prefetch(x + j0 + ahead + 32, 0, 0);
+        for (int g = 0; g < 4; ++g) {
+          const std::int64_t j = j0 + 16 * g;
+          if (j + 16 > len) { // the last, partial group
+            for (std::int64_t t = j; t < len; ++t) {
+              const float d = absd(t);
+              tail_all += static_cast<double>(d);
+              tail_kept += ((w >> (t - j0)) & 1u) != 0 ? static_cast<double>(d) : 0.0;
+            }
+            break;
+          }
+          __m256 be, bo, xe, xo;
+          bf16x16_load_split(b + j, be, bo);
+          bf16x16_load_split(x + j, xe, xo);
+          const v8 ade = (v8)((i8)((v8)xe - (v8)be) & 0x7fffffff), add = (v8)((i8)((v8)xo - (v8)bo) & 0x7fffffff);
+          const i8 h = i8{} + static_cast<std::int32_t>((w >> (16 * g)) & 0xffffu);
+          ae[g & 1] += ade;
+          ao[g & 1] += add;
+          ke[g & 1] += (v8)((i8)ade & ((h & even_bit) != 0));
+          ko[g & 1] += (v8)((i8)add & ((h & odd_bit) != 0));
+        }
+      },
+      [&](std::int64_t j, bool keep) { refined += keep ? static_cast<double>(absd(j)) : 0.0; });
+  all = even_odd_lane_total(ae[0] + ae[1], ao[0] + ao[1]) + tail_all;
+  kept = even_odd_lane_total(ke[0] + ke[1], ko[0] + ko[1]) + tail_kept + refined;
 }
 #endif
 
