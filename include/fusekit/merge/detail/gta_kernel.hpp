@@ -3,6 +3,7 @@
 /// bf16 rows in registers, and the per-block keep rules it evaluates.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
@@ -102,6 +103,25 @@ void gta_final_bf16(bf16* out, const bf16* base, const bf16* const* x, const gta
                     bool streaming, float* tbuf) noexcept {
   typedef float v8 __attribute__((vector_size(32)));
   typedef std::int32_t i8 __attribute__((vector_size(32)));
+  // Up to 16 models, the parked values and the per-model parameters the loop reloads (input pointers,
+  // coefficients, rules) live in this frame, next to the loop's spill slots: all within 4 KiB, so no load of
+  // them shares its address bits 11..0 with a store to the parked values (a false store-to-load dependency
+  // on "4K aliasing"). In the caller's heap scratch and vectors that depended on where the allocator put
+  // them: TIES 14336×4096×8 on the same data took 170 or 280 ms depending on the binary's heap layout.
+  constexpr std::size_t local_models = 16;
+  alignas(64) float local_t[32 * local_models];
+  const bf16* local_x[local_models];
+  gta_coeffs local_c[local_models];
+  gta_keep_rule local_r[local_models];
+  if (N <= local_models) {
+    std::copy(x, x + N, local_x);
+    std::copy(c, c + N, local_c);
+    std::copy(rule, rule + N, local_r);
+    x = local_x;
+    c = local_c;
+    rule = local_r;
+    tbuf = local_t;
+  }
   auto one = [&](std::int64_t q) {
     const float bb = static_cast<float>(base[q]);
     auto t_of = [&](std::size_t i) {
