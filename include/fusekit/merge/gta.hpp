@@ -24,6 +24,7 @@
 #include <fusekit/exec/select.hpp>
 #include <fusekit/merge/detail/gta_kernel.hpp>
 #include <fusekit/merge/detail/kernels.hpp>
+#include <fusekit/merge/detail/large_buffer.hpp>
 #include <fusekit/merge/detail/topk.hpp>
 #include <fusekit/merge/merge.hpp>
 
@@ -97,7 +98,7 @@ struct gta_model_plan {
   float scale = 1.0f;          // rescale factor (1 when not rescaling)
   std::size_t req_a = 0;       // top: the keep request; band: the "drop the largest" request
   std::size_t req_b = 0;       // band: the keep request
-  std::vector<std::uint64_t> bits; // random (when precomputed) and della: keep bits, one per element
+  std::uint64_t* bits = nullptr; // random (when precomputed) and della: keep bits, one per element (zeroed)
 };
 
 /// Della MagPrune keep bits and L1 sums (Σ|Δ|, Σ|m⊙Δ|) of every model i with `della[i]`, per row of the
@@ -152,7 +153,6 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
       volatile double step = rn * span;
       T[q][r] = u24_threshold(static_cast<float>(lo + step));
     }
-    plan[i].bits.assign(static_cast<std::size_t>((n + 63) / 64), 0);
     streams[q] = model_stream(ctx.tensor_name, i);
   }
   std::vector<double> partial(static_cast<std::size_t>(rows) * D * 2, 0.0);
@@ -392,7 +392,7 @@ void della_bits_all(const P& policy, const view_io<Base>& base, const input_set<
         }
         // keep bits of the row, 64 at a time from the row start (32-bit halves: vectorized OR reduction),
         // then shifted into the tensor's words (a row need not start on a word boundary)
-        std::vector<std::uint64_t>& bits = plan[i].bits;
+        std::uint64_t* const bits = plan[i].bits;
         const auto sh = static_cast<unsigned>(b & 63);
         for (std::size_t w0 = 0; w0 < C; w0 += 64) {
           std::uint32_t half[2] = {0, 0};
@@ -588,6 +588,20 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   const bool l1 = rescale && rescale_by == rescale_mode::l1_norm;
   std::vector<double> l1_all(N, 0.0), l1_kept(N, 0.0);
   std::vector<char> have_l1(N, 0);
+  // keep bits stored between passes (DELLA's, and DARE's when the L1 rescale needs them before the final
+  // pass): one zeroed array for all such models (large_buffer: huge pages where the OS offers them)
+  const auto words_per_model = static_cast<std::size_t>((n + 63) / 64);
+  large_buffer<std::uint64_t> bit_store;
+  {
+    std::size_t stored = 0;
+    for (const auto& p : plan)
+      stored += p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1) ? 1 : 0;
+    bit_store.assign(stored * words_per_model, 0);
+    std::size_t at = 0;
+    for (auto& p : plan)
+      if (p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1))
+        p.bits = bit_store.data() + words_per_model * at++;
+  }
   if (std::any_of(plan.begin(), plan.end(), [](const gta_model_plan& p) { return p.kind == gta_model_plan::della; })) {
     const std::int64_t cols = Out::rank() == 1 ? n : out.extent(Out::rank() - 1);
     della_bits_all(policy, b_io, in, plan, inputs, cols > 0 ? n / cols : 0, cols, ctx, l1_all, l1_kept);
@@ -597,10 +611,8 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   bool stats_pass = false;
   for (std::size_t i = 0; i < N; ++i) {
     const auto k = plan[i].kind;
-    if (k == gta_model_plan::random && l1) {
-      plan[i].bits.assign(static_cast<std::size_t>((n + 63) / 64), 0);
+    if (k == gta_model_plan::random && l1)
       stats_pass = true;
-    }
     if (l1 && (k == gta_model_plan::top || k == gta_model_plan::band))
       stats_pass = true;
   }
@@ -627,8 +639,8 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
       }
       break;
     case gta_model_plan::random:
-      if (!p.bits.empty()) {
-        unpack_bits(p.bits.data() + b / 64, len, keep);
+      if (p.bits != nullptr) {
+        unpack_bits(p.bits + b / 64, len, keep);
       } else { // blocks start at multiples of 64 and hold at most merge_block elements
         std::uint64_t words[merge_block / 64];
         fill_keep_bits(ctx.seed, model_stream(ctx.tensor_name, i), static_cast<std::uint64_t>(b), len,
@@ -636,7 +648,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         unpack_bits(words, len, keep);
       }
       break;
-    case gta_model_plan::della: unpack_bits(p.bits.data() + b / 64, len, keep); break;
+    case gta_model_plan::della: unpack_bits(p.bits + b / 64, len, keep); break;
     }
   };
   if (stats_pass) {
@@ -660,7 +672,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
         const std::size_t at = (static_cast<std::size_t>(bi) * N + i) * 2; // this block's two sums of model i
         std::uint64_t* words = nullptr; // random masks: drawn here, kept for the final pass (blocks own whole words)
         if (k == gta_model_plan::random) {
-          words = plan[i].bits.data() + b / 64;
+          words = plan[i].bits + b / 64;
 #if FUSEKIT_CONVERT_X86 && defined(__AVX2__) && FUSEKIT_HAS_VECTOR_EXT
           if constexpr (all_bf16<Base, In>) {
             if (stats_bf16) { // the draws and both sums in one sweep over the bf16 rows
@@ -764,7 +776,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
             ok = selection_rule(sel[p.req_b], bi, r->lo_m1) && selection_rule(sel[p.req_a], bi, r->hi_m1);
             break;
           case gta_model_plan::random:
-            if (p.bits.empty()) { // drawn for this block, as mark() does
+            if (p.bits == nullptr) { // drawn for this block, as mark() does
               std::uint64_t* wi = words + i * static_cast<std::size_t>(blk / 64);
               fill_keep_bits(ctx.seed, streams[i], static_cast<std::uint64_t>(b), len, static_cast<float>(p.density), wi);
               r->bits = wi;
@@ -772,7 +784,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
               break;
             }
             [[fallthrough]];
-          case gta_model_plan::della: r->bits = p.bits.data(); break;
+          case gta_model_plan::della: r->bits = p.bits; break;
           }
         }
         if (ok) {
