@@ -352,23 +352,6 @@ BOOST_AUTO_TEST_CASE(fused_keep_bits_and_l1_sums_equal_the_two_steps) {
 #endif
 }
 
-BOOST_AUTO_TEST_CASE(large_buffers_hold_their_fill_value_on_both_paths) {
-  // keep bits live in detail::large_buffer: below 1 MiB malloc + fill, from 1 MiB on (Linux) a populated
-  // anonymous mapping whose pages come zeroed (DELLA ORs its rows into them); both must read back the value
-  for (const std::size_t n : {std::size_t{0}, std::size_t{1000}, std::size_t{(1u << 20) / 8}, std::size_t{3u << 18}}) {
-    detail::large_buffer<std::uint64_t> b;
-    for (const std::uint64_t v : {std::uint64_t{0}, ~std::uint64_t{0}, std::uint64_t{0x0123456789abcdefull}, std::uint64_t{0}}) {
-      b.assign(n, v);
-      BOOST_REQUIRE_EQUAL(b.size(), n);
-      BOOST_CHECK_EQUAL(b.empty(), n == 0);
-      const auto wrong = std::count_if(b.data(), b.data() + n, [&](std::uint64_t x) { return x != v; });
-      BOOST_CHECK_MESSAGE(wrong == 0, "n=" << n << " value " << v << ": " << wrong << " elements differ");
-      if (n > 0)
-        b.data()[n - 1] = 42; // writable to the end
-    }
-  }
-}
-
 BOOST_AUTO_TEST_CASE(uniform_fills_equal_the_generator) {
   // fill_u24 (DELLA's draws) and fill_uniform against rng::random_u32 / rng::uniform01 one element at a
   // time: lengths around the 64-word (16-block) and 32-word (8-block) register steps and the scalar tail.
