@@ -597,7 +597,9 @@ BOOST_AUTO_TEST_CASE(errors_name_tensor_and_model) {
 // would show as differing outputs of dare_ties / dare_linear.
 BOOST_AUTO_TEST_CASE(bf16_register_final_pass_equals_blocked_loop) {
   for (const auto [rows, cols] : {std::array<std::int64_t, 2>{5, 37}, {3, 4099}, {1100, 4099}})
-    for (int k : {1, 2, 5}) {
+    for (int k : {1, 2, 5, 17}) {
+      if (k == 17 && rows > 5) // over 16 models the kernel parks its values in the caller's scratch
+        continue;
       harness::lcg rnd{static_cast<std::uint32_t>(rows * 131 + k)};
       const harness::bf16_twin_set set(
           rows, cols, k, [&](std::size_t) { return 0.5f + 0.25f * rnd(); }, // one binade: quantized deltas, heavy ties
@@ -611,7 +613,8 @@ BOOST_AUTO_TEST_CASE(bf16_register_final_pass_equals_blocked_loop) {
           });
       auto input_of = [](int j, harness::bf16_twin_set::V2 v) {
         return merge_input<harness::bf16_twin_set::V2>{.tensor = v, .weight = 0.3f + 0.25f * static_cast<float>(j),
-                                                      .density = 0.3 + 0.1 * j, .gamma = 0.05, .epsilon = 0.1};
+                                                      .density = std::min(0.85, 0.3 + 0.1 * j), .gamma = 0.05,
+                                                      .epsilon = 0.1};
       };
       auto check = [&](auto method, const char* what) {
         const std::int64_t diff = set.diff(method, input_of);

@@ -89,7 +89,8 @@ enum class gta_rule_kind { none, sum, count };
 /// in the same order as the blocked loop of generalized_task_arithmetic::apply, with t_i recomputed from
 /// the inputs, 16 elements at a time as even/odd halves, two such groups per step (x32_elementwise: two
 /// independent chains over the models; TIES's final pass 7% faster than one). With consensus the first loop over the models parks
-/// each model's 32 values of ew·t (of t when ew ≠ w for some model) in `tbuf` (32·N floats, L1) for the
+/// each model's 32 values of ew·t (of t when ew ≠ w for some model) in its own frame (over 16 models: in
+/// `tbuf`, 32·N floats; see the comment at the top of the body) for the
 /// second; rule parts that change nothing (no upper key limit, no bit mask, scale 1) are skipped per model,
 /// with the same results (d·1 = d exactly). Without FP
 /// contraction the bits are the blocked loop's; with it the elements done one at a time (ranges under 16,

@@ -362,7 +362,7 @@ using rng::u24_threshold;
 /// mask words); the elements whose byte equals T >> 16 are refined 16 lanes at a time, batched across chunks.
 /// Calls on_word(q, w) once word q holds its provisional bits w (refined elements still 0), and
 /// on_refined(j, kept) for each refined element j (its bit set afterwards when kept), so a caller can fuse
-/// per-element work on the kept set into the draw.
+/// per-element work on the kept set into the draw. len < 2³² (the callers pass one block).
 template <class OnWord, class OnRefined>
 FUSEKIT_FORCEINLINE void keep_bits_avx2(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
                                         std::uint32_t T, std::uint64_t* words, OnWord&& on_word,
