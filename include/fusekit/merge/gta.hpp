@@ -588,20 +588,26 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   std::vector<double> l1_all(N, 0.0), l1_kept(N, 0.0);
   std::vector<char> have_l1(N, 0);
   // keep bits stored between passes (DELLA's, and DARE's when the L1 rescale needs them before the final
-  // pass): one zeroed array for all such models, rather than one vector per model (benchmark A/B, three
-  // alternations: dare_ties 14336×4096 with 4 inputs 116–118 → 104–106 ms, dare_linear 103–106 → 88–90 ms;
-  // 8 inputs unchanged within noise)
+  // pass): one array for all such models, rather than one vector per model (benchmark A/B, three
+  // alternations: dare_ties 14336×4096 with 4 inputs 116–118 → 104–106 ms, dare_linear 103–106 → 88–90 ms).
+  // DELLA ORs its rows into zeroed words; DARE's statistics pass writes every word of its models, so their
+  // part is left uninitialized and its pages are first touched there, by both threads, instead of by a
+  // serial zero fill (fresh pages cost ~10 µs each on this project's VM: 7.3 MB at 14336×4096×8).
   const auto words_per_model = static_cast<std::size_t>((n + 63) / 64);
-  std::vector<std::uint64_t> bit_store;
+  std::unique_ptr<std::uint64_t[]> bit_store;
   {
     std::size_t stored = 0;
     for (const auto& p : plan)
       stored += p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1) ? 1 : 0;
-    bit_store.assign(stored * words_per_model, 0);
+    if (stored > 0)
+      bit_store.reset(new std::uint64_t[stored * words_per_model]);
     std::size_t at = 0;
     for (auto& p : plan)
-      if (p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1))
-        p.bits = bit_store.data() + words_per_model * at++;
+      if (p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1)) {
+        p.bits = bit_store.get() + words_per_model * at++;
+        if (p.kind == gta_model_plan::della)
+          std::fill(p.bits, p.bits + words_per_model, std::uint64_t{0});
+      }
   }
   if (std::any_of(plan.begin(), plan.end(), [](const gta_model_plan& p) { return p.kind == gta_model_plan::della; })) {
     const std::int64_t cols = Out::rank() == 1 ? n : out.extent(Out::rank() - 1);
