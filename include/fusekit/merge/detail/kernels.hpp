@@ -360,9 +360,9 @@ using rng::u24_threshold;
 /// fill_keep_bits's vector path for 0 < T < 2²⁴ and `first` a multiple of 16: 16 Philox blocks give the
 /// bytes of 256 elements, compared 32 at a time (flipped-sign byte compares, movemask straight into the
 /// mask words); the elements whose byte equals T >> 16 are refined 16 lanes at a time, batched across chunks.
-/// Calls on_word(q, w) once word q holds its provisional bits w (refined elements still 0), and
-/// on_refined(j, kept) for each refined element j (its bit set afterwards when kept), so a caller can fuse
-/// per-element work on the kept set into the draw. len < 2³² (the callers pass one block).
+/// Calls on_word(q, w, u) once word q holds its provisional bits w (u: the elements still to be refined,
+/// their bits 0 in w), and on_refined(j, kept) for each refined element j (its bit set afterwards when
+/// kept), so a caller can fuse per-element work on the kept set into the draw. len < 2³² (one block).
 template <class OnWord, class OnRefined>
 FUSEKIT_FORCEINLINE void keep_bits_avx2(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len,
                                         std::uint32_t T, std::uint64_t* words, OnWord&& on_word,
@@ -399,7 +399,7 @@ FUSEKIT_FORCEINLINE void keep_bits_avx2(std::uint64_t seed, std::uint64_t stream
       const std::uint64_t keep = (bits(w[2 * v], tbf, true) | (bits(w[2 * v + 1], tbf, true) << 32)) & valid;
       std::uint64_t eq = (bits(w[2 * v], tbr, false) | (bits(w[2 * v + 1], tbr, false) << 32)) & valid;
       words[q] = keep;
-      on_word(q, keep);
+      on_word(q, keep, eq);
       // most words hold no such element and most others one (a loop on eq != 0 mispredicted in ~1 word of 5):
       // append the lowest unconditionally, count it only if it exists, loop for the rare rest
       pend[np] = static_cast<std::uint32_t>(q * 64 + (std::countr_zero(eq) & 63));
@@ -436,7 +436,8 @@ inline void fill_keep_bits(std::uint64_t seed, std::uint64_t stream, std::uint64
   }
 #if defined(__AVX2__)
   if ((first & 15u) == 0) {
-    keep_bits_avx2(seed, stream, first, len, T, words, [](std::int64_t, std::uint64_t) {}, [](std::int64_t, bool) {});
+    keep_bits_avx2(seed, stream, first, len, T, words, [](std::int64_t, std::uint64_t, std::uint64_t) {},
+                   [](std::int64_t, bool) {});
     return;
   }
 #endif
@@ -558,6 +559,27 @@ inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len
   return even_odd_lane_total(ae, ao) + tail;
 }
 
+/// One group of 16 of DARE's L1 statistics, as for_each_delta16_bf16's halves de (even) and dd (odd):
+/// ae/ao += |Δ|, ke/ko += keep·|Δ| with keep_j = 1.0f if bit j of `bits` is set, else 0.0f — a product, not a
+/// mask, so a dropped non-finite |Δ| gives NaN as keep·|Δ| does in the blocked loop. Lanes whose bit of
+/// `skip` is set add nothing to ke/ko (their keep bit is not decided yet; the caller adds them later).
+template <class V>
+FUSEKIT_FORCEINLINE void abs_kept16(__m256 de, __m256 dd, std::uint32_t bits, std::uint32_t skip, V& ae, V& ao,
+                                    V& ke, V& ko) noexcept {
+  typedef std::int32_t i8 __attribute__((vector_size(32)));
+  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
+  const i8 odd_bit = even_bit + even_bit;
+  const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
+  const V ade = (V)((i8)de & 0x7fffffff), add = (V)((i8)dd & 0x7fffffff);
+  ae = ae + ade;
+  ao = ao + add;
+  const i8 h = i8{} + static_cast<std::int32_t>(bits & 0xffffu), sk = i8{} + static_cast<std::int32_t>(skip & 0xffffu);
+  const V kfe = (V)(((h & even_bit) != 0) & one_bits), kfo = (V)(((h & odd_bit) != 0) & one_bits);
+  const V pe = kfe * ade, po = kfo * add;
+  ke = ke + (V)((i8)pe & ((sk & even_bit) == 0));
+  ko = ko + (V)((i8)po & ((sk & odd_bit) == 0));
+}
+
 /// lane_sum(len, |Δ|) and lane_sum(len, keep·|Δ|) in one pass over len contiguous bf16 elements, where
 /// keep_j = 1.0f if bit j of `words` is set, else 0.0f (the keep bits of a random mask, element 0 = bit 0 of
 /// words[0]): the same accumulators in the same order as those two lane_sum calls over widened blocks, so the
@@ -565,21 +587,10 @@ inline double delta_lane_sum_bf16(const bf16* b, const bf16* x, std::int64_t len
 inline void delta_abs_kept_sums_bf16(const bf16* b, const bf16* x, std::int64_t len, const std::uint64_t* words,
                                      double& all, double& kept) noexcept {
   typedef float v8 __attribute__((vector_size(32)));
-  typedef std::int32_t i8 __attribute__((vector_size(32)));
-  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
-  const i8 odd_bit = even_bit + even_bit;
-  const i8 one_bits = i8{} + std::bit_cast<std::int32_t>(1.0f);
   v8 ae{}, ao{}, ke{}, ko{};
   std::int64_t q = for_each_delta16_bf16(b, x, len, [&](std::int64_t j, __m256 de, __m256 dd) {
-    const v8 ade = (v8)((i8)de & 0x7fffffff), add = (v8)((i8)dd & 0x7fffffff);
-    ae = ae + ade;
-    ao = ao + add;
     // j is a multiple of 16: its 16 bits lie in one word
-    const i8 h = i8{} + static_cast<std::int32_t>((words[j >> 6] >> (j & 63)) & 0xffffu);
-    const v8 kfe = (v8)(((h & even_bit) != 0) & one_bits), kfo = (v8)(((h & odd_bit) != 0) & one_bits);
-    const v8 pe = kfe * ade, po = kfo * add;
-    ke = ke + pe;
-    ko = ko + po;
+    abs_kept16(de, dd, static_cast<std::uint32_t>(words[j >> 6] >> (j & 63)), 0u, ae, ao, ke, ko);
   });
   double tail_all = 0.0, tail_kept = 0.0;
   for (; q < len; ++q) {
@@ -594,8 +605,9 @@ inline void delta_abs_kept_sums_bf16(const bf16* b, const bf16* x, std::int64_t 
 /// fill_keep_bits(seed, stream, first, len, p, words) and delta_abs_kept_sums_bf16(b, x, len, words, all,
 /// kept) in one sweep: each mask word's 64 deltas are summed while its draws are still in registers, so the
 /// loads of the rows overlap the Philox arithmetic instead of following it (DARE's L1 statistics). Same
-/// bits; the sums may round differently from the two-step form (two accumulator chains per half, the
-/// refined keeps added at the end).
+/// bits, and per element the same terms keep·|Δ| (non-finite deltas included); the sums may round
+/// differently from the two-step form (two accumulator chains per half; the elements whose keep bit a
+/// refinement decides are added at the end).
 inline void keep_bits_l1_bf16(std::uint64_t seed, std::uint64_t stream, std::uint64_t first, std::int64_t len, float p,
                               const bf16* b, const bf16* x, std::uint64_t* words, double& all, double& kept) noexcept {
   const std::uint32_t T = u24_threshold(p);
@@ -605,15 +617,12 @@ inline void keep_bits_l1_bf16(std::uint64_t seed, std::uint64_t stream, std::uin
     return;
   }
   typedef float v8 __attribute__((vector_size(32)));
-  typedef std::int32_t i8 __attribute__((vector_size(32)));
-  const i8 even_bit = {1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14};
-  const i8 odd_bit = even_bit + even_bit;
   v8 ae[2] = {}, ao[2] = {}, ke[2] = {}, ko[2] = {};
   double tail_all = 0.0, tail_kept = 0.0, refined = 0.0;
   auto absd = [&](std::int64_t j) { return std::abs(static_cast<float>(x[j]) - static_cast<float>(b[j])); };
   keep_bits_avx2(
       seed, stream, first, len, T, words,
-      [&](std::int64_t q, std::uint64_t w) {
+      [&](std::int64_t q, std::uint64_t w, std::uint64_t undecided) {
         constexpr std::int64_t ahead = 2048; // elements, as for_each_delta16_bf16
         const std::int64_t j0 = q * 64;
         __builtin_prefetch(b + j0 + ahead, 0, 0);
@@ -626,22 +635,19 @@ inline void keep_bits_l1_bf16(std::uint64_t seed, std::uint64_t stream, std::uin
             for (std::int64_t t = j; t < len; ++t) {
               const float d = absd(t);
               tail_all += static_cast<double>(d);
-              tail_kept += ((w >> (t - j0)) & 1u) != 0 ? static_cast<double>(d) : 0.0;
+              if (((undecided >> (t - j0)) & 1u) == 0)
+                tail_kept += static_cast<double>(static_cast<float>((w >> (t - j0)) & 1u) * d);
             }
             break;
           }
           __m256 be, bo, xe, xo;
           bf16x16_load_split(b + j, be, bo);
           bf16x16_load_split(x + j, xe, xo);
-          const v8 ade = (v8)((i8)((v8)xe - (v8)be) & 0x7fffffff), add = (v8)((i8)((v8)xo - (v8)bo) & 0x7fffffff);
-          const i8 h = i8{} + static_cast<std::int32_t>((w >> (16 * g)) & 0xffffu);
-          ae[g & 1] += ade;
-          ao[g & 1] += add;
-          ke[g & 1] += (v8)((i8)ade & ((h & even_bit) != 0));
-          ko[g & 1] += (v8)((i8)add & ((h & odd_bit) != 0));
+          abs_kept16(_mm256_sub_ps(xe, be), _mm256_sub_ps(xo, bo), static_cast<std::uint32_t>(w >> (16 * g)),
+                     static_cast<std::uint32_t>(undecided >> (16 * g)), ae[g & 1], ao[g & 1], ke[g & 1], ko[g & 1]);
         }
       },
-      [&](std::int64_t j, bool keep) { refined += keep ? static_cast<double>(absd(j)) : 0.0; });
+      [&](std::int64_t j, bool keep) { refined += static_cast<double>(static_cast<float>(keep) * absd(j)); });
   all = even_odd_lane_total(ae[0] + ae[1], ao[0] + ao[1]) + tail_all;
   kept = even_odd_lane_total(ke[0] + ke[1], ko[0] + ko[1]) + tail_kept + refined;
 }
