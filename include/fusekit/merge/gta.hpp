@@ -97,7 +97,7 @@ struct gta_model_plan {
   float scale = 1.0f;          // rescale factor (1 when not rescaling)
   std::size_t req_a = 0;       // top: the keep request; band: the "drop the largest" request
   std::size_t req_b = 0;       // band: the keep request
-  std::uint64_t* bits = nullptr; // random (when precomputed) and della: keep bits, one per element (zeroed)
+  std::uint64_t* bits = nullptr; // random (when precomputed) and della: keep bits, one per element
 };
 
 /// Della MagPrune keep bits and L1 sums (Σ|Δ|, Σ|m⊙Δ|) of every model i with `della[i]`, per row of the
@@ -596,14 +596,15 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   const auto words_per_model = static_cast<std::size_t>((n + 63) / 64);
   std::unique_ptr<std::uint64_t[]> bit_store;
   {
-    std::size_t stored = 0;
-    for (const auto& p : plan)
-      stored += p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1) ? 1 : 0;
+    auto stores_bits = [&](const gta_model_plan& p) {
+      return p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1);
+    };
+    const auto stored = static_cast<std::size_t>(std::count_if(plan.begin(), plan.end(), stores_bits));
     if (stored > 0)
       bit_store.reset(new std::uint64_t[stored * words_per_model]);
     std::size_t at = 0;
     for (auto& p : plan)
-      if (p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1)) {
+      if (stores_bits(p)) {
         p.bits = bit_store.get() + words_per_model * at++;
         if (p.kind == gta_model_plan::della)
           std::fill(p.bits, p.bits + words_per_model, std::uint64_t{0});
