@@ -52,6 +52,13 @@ struct models {
   }
 };
 
+/// Minor page faults of this process so far (a fresh page costs ~10 us on this project's VM).
+long process_minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
 /// CPU seconds of every thread of this process (user + system).
 double process_cpu_seconds() {
   rusage u{};
@@ -70,8 +77,12 @@ const models& shared_models(std::int64_t rows, std::int64_t cols) {
   return *cache[key];
 }
 
+/// One merge per iteration. With `workspace`, the method's large scratch comes from a merge_workspace kept across
+/// the iterations, as the `fusekit merge` tool keeps one across tensors (the steady state of a job); without
+/// it, from operator new, so blocks above glibc's mmap threshold arrive as fresh pages every call
+/// (faults_per_call counts them).
 template <bool uses_base, class Method, class Policy>
-void run(benchmark::State& state, const Method& method, const Policy& pol) {
+void run(benchmark::State& state, const Method& method, const Policy& pol, bool workspace = true) {
   const std::int64_t rows = state.range(0), cols = state.range(1);
   const auto k = static_cast<std::size_t>(state.range(2));
   const models& m = shared_models(rows, cols);
@@ -82,19 +93,29 @@ void run(benchmark::State& state, const Method& method, const Policy& pol) {
   std::vector<T> out(static_cast<std::size_t>(rows * cols));
   const auto ov = host_view(out.data(), shape);
   const auto bv = host_view(static_cast<const T*>(m.base.data()), shape);
-  const merge_context ctx{"model.layers.17.mlp.up_proj.weight", 42};
-  const double cpu0 = process_cpu_seconds();
-  for (auto _ : state) {
+  merge_workspace ws;
+  const merge_context ctx{.tensor_name = "model.layers.17.mlp.up_proj.weight", .seed = 42,
+                          .scratch = workspace ? &ws : nullptr};
+  auto call = [&] {
     if constexpr (uses_base)
       merge(pol, method, ov, bv, in, ctx);
     else
       merge(pol, method, ov, no_base, in, ctx);
+  };
+  if (workspace)
+    call(); // untimed: the workspace's blocks are allocated by the first call of a job
+  const double cpu0 = process_cpu_seconds();
+  const long faults0 = process_minor_faults();
+  for (auto _ : state) {
+    call();
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   const double cpu = (process_cpu_seconds() - cpu0) / static_cast<double>(state.iterations());
+  const double faults = static_cast<double>(process_minor_faults() - faults0) / static_cast<double>(state.iterations());
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(T);
   fusekit_bench::report_traffic(state, bytes * (k + (uses_base ? 1 : 0)), bytes);
+  state.counters["faults_per_call"] = faults;
   // On a shared machine the wall time includes waiting for a core: also report the CPU seconds of all
   // threads, and that divided by the thread count against the bound (a load-independent estimate).
   state.counters["cpu_s_all_threads"] = cpu;
@@ -160,6 +181,13 @@ template <bool base, class M> void reg(const std::string& label, M m) {
   benchmark::RegisterBenchmark(("smoke/" + label).c_str(), [m](benchmark::State& s) { run<base>(s, m, exec::par); })
       ->Apply(shapes_smoke);
 }
+/// The same method with its scratch from operator new every call (no merge_workspace): what a caller that
+/// passes no workspace gets.
+template <class M> void reg_no_workspace(const std::string& label, M m) {
+  benchmark::RegisterBenchmark((label + "/bf16/par_no_workspace").c_str(),
+                               [m](benchmark::State& s) { run<true>(s, m, exec::par, false); })
+      ->Apply(shapes_par);
+}
 
 } // namespace
 
@@ -171,6 +199,11 @@ int main(int argc, char** argv) {
   reg<true>("dare_linear", dare_linear{});
   reg<true>("breadcrumbs_ties", breadcrumbs_ties{});
   reg<true>("della", della{});
+  reg_no_workspace("ties", ties{});
+  reg_no_workspace("dare_ties", dare_ties{});
+  reg_no_workspace("dare_linear", dare_linear{});
+  reg_no_workspace("breadcrumbs_ties", breadcrumbs_ties{});
+  reg_no_workspace("della", della{});
   benchmark::RegisterBenchmark("dare_draws_only/bf16/par", dare_draws_only)->Apply(shapes_par);
   // FuseChat methods
   reg<true>("sce", sce{});

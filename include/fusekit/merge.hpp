@@ -23,3 +23,4 @@
 #include <fusekit/merge/task_arithmetic.hpp>
 #include <fusekit/merge/ties.hpp>
 #include <fusekit/merge/varm.hpp>
+#include <fusekit/merge/workspace.hpp>

@@ -32,6 +32,7 @@
 #include <fusekit/io/merge_plan.hpp>
 #include <fusekit/io/safetensors_writer.hpp>
 #include <fusekit/merge/registry.hpp>
+#include <fusekit/merge/workspace.hpp>
 
 #include "merge/kernels.hpp"
 #include "merge/progress.hpp"
@@ -254,7 +255,7 @@ template <class T> const T* typed(const plan_input& pi) { return reinterpret_cas
 
 /// Computes one tensor into `out_bytes` (tp.out_bytes bytes: a window of the output file).
 void compute(const tensor_plan& tp, const method_spec& spec, const exec::parallel_policy& pol, std::uint64_t seed,
-             std::byte* out_bytes) {
+             std::byte* out_bytes, merge_workspace& ws) {
   if (tp.out_bytes == 0)
     return;
   std::int64_t numel = 1;
@@ -288,9 +289,9 @@ void compute(const tensor_plan& tp, const method_spec& spec, const exec::paralle
       ins.push_back(typed<T>(pi));
     const T* b = tp.base ? typed<T>(*tp.base) : nullptr;
     if (same_out)
-      merge_tensor<T, T>(pol, spec, tp, ins, b, reinterpret_cast<T*>(out_bytes), seed);
+      merge_tensor<T, T>(pol, spec, tp, ins, b, reinterpret_cast<T*>(out_bytes), seed, &ws);
     else
-      merge_tensor<T, float>(pol, spec, tp, ins, b, fo, seed);
+      merge_tensor<T, float>(pol, spec, tp, ins, b, fo, seed, &ws);
   };
   if (direct) {
     if (in_t == dtype::bf16)
@@ -312,7 +313,7 @@ void compute(const tensor_plan& tp, const method_spec& spec, const exec::paralle
     for (const auto& pi : tp.inputs)
       ins.push_back(widen(pi));
     const float* b = tp.base ? widen(*tp.base) : nullptr;
-    merge_tensor<float, float>(pol, spec, tp, ins, b, fo, seed);
+    merge_tensor<float, float>(pol, spec, tp, ins, b, fo, seed, &ws);
   }
   if (!same_out)
     from_float(fo, numel, tp.out_type, out_bytes, pol);
@@ -362,6 +363,7 @@ int run_merge(const merge_args& a) {
   // 3. Stream: tensors in plan (= file) order, each computed straight into its window of the output file
   //    (a shared map of the reserved shard: no copy; the kernel writes the dirty pages back meanwhile).
   progress bar("fusekit merge", plan.in_bytes, a.quiet);
+  merge_workspace ws; // the methods' scratch (keep bits, top-k candidates), reused from tensor to tensor
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
     if (const int s = g_signal.load())
       throw_error(errc::io_error, std::string("interrupted by signal ") + std::to_string(s) + "; nothing was written to " +
@@ -375,7 +377,7 @@ int run_merge(const merge_args& a) {
         nx.base->ref.file->prefetch(*nx.base->ref.info);
     }
     tensor_out out = writer.open_tensor(i);
-    compute(tp, spec, pol, a.seed, out.bytes().data());
+    compute(tp, spec, pol, a.seed, out.bytes().data(), ws);
     for (const auto& pi : tp.inputs) // bound the resident set: the pages stay in the page cache
       pi.ref.file->release(*pi.ref.info);
     if (tp.base)

@@ -24,6 +24,7 @@
 #include <fusekit/exec/select.hpp>
 #include <fusekit/merge/detail/gta_kernel.hpp>
 #include <fusekit/merge/detail/kernels.hpp>
+#include <fusekit/merge/detail/scratch.hpp>
 #include <fusekit/merge/detail/topk.hpp>
 #include <fusekit/merge/merge.hpp>
 
@@ -580,7 +581,7 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
     };
     auto key_at = [&](std::size_t i, std::int64_t e) { return exec::magnitude_key(in.at(i, e) - b_io.at(e)); };
     sel = select_top_k(policy, n, N, std::span<const topk_request>(reqs), blk, static_cast<std::size_t>(2 * blk),
-                       block_keys, key_at);
+                       block_keys, key_at, scratch_resource(ctx));
   }
 
   // ---- della bits (+ L1 sums), random bits + L1 sums, magnitude L1 sums ---------------------------------
@@ -594,14 +595,14 @@ void generalized_task_arithmetic::apply(const P& policy, const Out& out, const B
   // part is left uninitialized and its pages are first touched there, by both threads, instead of by a
   // serial zero fill (fresh pages cost ~10 µs each on this project's VM: 7.3 MB at 14336×4096×8).
   const auto words_per_model = static_cast<std::size_t>((n + 63) / 64);
-  std::unique_ptr<std::uint64_t[]> bit_store;
+  scratch_array<std::uint64_t> bit_store;
   {
     auto stores_bits = [&](const gta_model_plan& p) {
       return p.kind == gta_model_plan::della || (p.kind == gta_model_plan::random && l1);
     };
     const auto stored = static_cast<std::size_t>(std::count_if(plan.begin(), plan.end(), stores_bits));
     if (stored > 0)
-      bit_store.reset(new std::uint64_t[stored * words_per_model]);
+      bit_store = scratch_array<std::uint64_t>(scratch_resource(ctx), stored * words_per_model);
     std::size_t at = 0;
     for (auto& p : plan)
       if (stores_bits(p)) {

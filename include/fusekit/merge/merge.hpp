@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory_resource>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ template <class View> struct merge_input {
 struct merge_context {
   std::string_view tensor_name = {}; ///< used in error messages and as the random stream id
   std::uint64_t seed = 0;            ///< seed of the counter-based generator (DARE/DELLA masks)
+  /// Where the methods' large per-call scratch comes from (DARE/DELLA keep bits, top-k candidates); nullptr:
+  /// operator new. Pass a fusekit::merge_workspace (merge/workspace.hpp) kept across the calls of a job so
+  /// that those blocks are reused instead of faulted in afresh every call. Must be thread-safe when the
+  /// policy runs several workers. Never changes a result.
+  std::pmr::memory_resource* scratch = nullptr;
 };
 
 /// Tag passed as `base` when a method runs without a base model.

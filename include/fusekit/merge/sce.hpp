@@ -212,7 +212,7 @@ struct sce {
         sel.k = 0;
       } else {
         sel = std::move(select_top_k(policy, n, 1, std::span<const topk_request>(&req, 1), blk, sf, block_keys,
-                                     key_at)[0]);
+                                     key_at, scratch_resource(ctx))[0]);
       }
     }
 

@@ -19,11 +19,13 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <memory_resource>
 #include <span>
 #include <vector>
 
 #include <fusekit/exec/select.hpp>
 #include <fusekit/merge/detail/kernels.hpp>
+#include <fusekit/merge/detail/scratch.hpp>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -109,7 +111,7 @@ struct block_topk {
 
 /// The values at up to three ranks (1-based from the largest; rank 0 = not wanted) of `v`: a histogram of
 /// the top 11 bits finds each rank's bin, then nth_element runs only on that bin's values.
-inline void sample_ranks(const std::vector<std::uint32_t>& v, const std::int64_t (&want)[3], std::uint32_t (&got)[3],
+inline void sample_ranks(std::span<const std::uint32_t> v, const std::int64_t (&want)[3], std::uint32_t (&got)[3],
                          std::vector<std::int64_t>& hist) {
   constexpr unsigned shift = 21;
   std::fill(hist.begin(), hist.end(), 0);
@@ -281,10 +283,12 @@ FUSEKIT_FORCEINLINE std::size_t bracket_scan(const std::uint32_t* kk, std::int64
 /// `nstreams` streams to keys[s*block + j], j in [0, len), in any order within the block (only which keys a
 /// block holds matters here; it may use `scratch`, `scratch_floats` floats); `key_at(s, e)`
 /// returns one key (random access, used only by the exact fallback). `block` is the final pass's block length.
+/// The candidate lists (about 1% of the keys, 8 bytes each) come from `mr` (merge_context::scratch).
 template <class P, class BlockKeys, class KeyAt>
 std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_t nstreams,
                                      std::span<const topk_request> reqs, std::int64_t block,
-                                     std::size_t scratch_floats, BlockKeys&& block_keys, KeyAt&& key_at) {
+                                     std::size_t scratch_floats, BlockKeys&& block_keys, KeyAt&& key_at,
+                                     std::pmr::memory_resource* mr = std::pmr::new_delete_resource()) {
   const std::size_t R = reqs.size();
   std::vector<block_topk> out(R);
   const std::int64_t nblocks = block_count(n, block);
@@ -310,7 +314,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
   std::vector<double> cand_share(R, 0.0);
   if (sampled) {
     const std::int64_t nruns = (n + run * stride_runs - 1) / (run * stride_runs);
-    std::unique_ptr<std::uint32_t[]> sample(new std::uint32_t[static_cast<std::size_t>(nruns * run) * nstreams]);
+    const scratch_array<std::uint32_t> sample(mr, static_cast<std::size_t>(nruns * run) * nstreams);
     std::vector<std::int64_t> run_len(static_cast<std::size_t>(nruns));
     const std::size_t sf = scratch_floats + nstreams * static_cast<std::size_t>(run);
     for_each_block_scratch(policy, nruns, 1, sf, [&](std::int64_t ri, std::int64_t, std::int64_t, float* s) {
@@ -327,11 +331,10 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
     const std::int64_t s_total = (nruns - 1) * run + run_len.back();
     exec::for_each_n(policy, static_cast<std::int64_t>(R), [&](std::int64_t ri) {
       const auto r = static_cast<std::size_t>(ri);
-      std::vector<std::uint32_t> tmp;
       std::vector<std::int64_t> hist(2048);
       const std::size_t st = reqs[r].stream;
-      tmp.assign(sample.get() + st * static_cast<std::size_t>(nruns) * run,
-                 sample.get() + st * static_cast<std::size_t>(nruns) * run + static_cast<std::size_t>(s_total));
+      const std::span<const std::uint32_t> tmp(sample.get() + st * static_cast<std::size_t>(nruns) * run,
+                                               static_cast<std::size_t>(s_total));
       double k_est = static_cast<double>(reqs[r].k);
       if (reqs[r].nonzero_fraction >= 0) {
         const auto nz = std::count_if(tmp.begin(), tmp.end(), [](std::uint32_t x) { return x != 0; });
@@ -374,13 +377,13 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
     std::uint32_t block;
   };
   struct cand_list { // growable buffer without value-initialization (appends are branch-free)
-    std::unique_ptr<cand[]> buf;
+    scratch_array<cand> buf;
     std::size_t n = 0, cap = 0;
-    void room(std::size_t more) {
+    void room(std::pmr::memory_resource* mr, std::size_t more) {
       if (n + more <= cap)
         return;
       const std::size_t c = std::max(cap * 2, n + more);
-      std::unique_ptr<cand[]> b(new cand[c]);
+      scratch_array<cand> b(mr, c);
       std::copy(buf.get(), buf.get() + n, b.get());
       buf = std::move(b);
       cap = c;
@@ -413,7 +416,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
       const std::int64_t my_elems = std::max<std::int64_t>(0, std::min(nblocks, (w + 1) * per) - w * per) * block;
       for (std::size_t r = 0; r < R; ++r)
         if (active[r])
-          my[r].room(static_cast<std::size_t>(cand_share[r] * 1.25 * static_cast<double>(my_elems)) + static_cast<std::size_t>(block));
+          my[r].room(mr, static_cast<std::size_t>(cand_share[r] * 1.25 * static_cast<double>(my_elems)) + static_cast<std::size_t>(block));
       for (std::int64_t bi = w * per; bi < std::min(nblocks, (w + 1) * per); ++bi) {
         const std::int64_t b = bi * block, len = std::min(block, n - b);
         block_keys(b, len, s, keys, block);
@@ -431,7 +434,7 @@ std::vector<block_topk> select_top_k(const P& policy, std::int64_t n, std::size_
             continue;
           bracket_counts cnt;
           cand_list& cl = my[r];
-          cl.room(static_cast<std::size_t>(len));
+          cl.room(mr, static_cast<std::size_t>(len));
           cl.n += bracket_scan(keys + reqs[r].stream * static_cast<std::size_t>(block), len, lo[r], hi[r], mid[r],
                                has_mid[r] != 0, cl.buf.get() + cl.n, static_cast<std::uint32_t>(bi), cnt);
           above[static_cast<std::size_t>(w) * R + r] += cnt.above;
