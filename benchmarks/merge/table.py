@@ -2,7 +2,8 @@
 """Turns the JSON of fusekit_bench_merge_methods (--benchmark_out=FILE --benchmark_out_format=json) into the
 markdown table of docs/merging.md.
 
-    python3 benchmarks/merge/table.py bench.json
+    python3 benchmarks/merge/table.py bench.json            # every row
+    python3 benchmarks/merge/table.py --digest bench.json   # one row per method and policy, as in docs/merging.md §8
 
 Columns: wall time per call; the bandwidth bound (compulsory bytes / memcpy bandwidth of the same bytes measured
 in the same run); wall/bound; CPU seconds of all threads per call divided by the thread count, over the bound
@@ -11,6 +12,34 @@ for a core).
 """
 import json
 import sys
+
+TARGETS = {"task_arithmetic": "2×", "linear": "2×", "varm": "3×", "sce": "3×", "ties": "3×", "dare_ties": "4×",
+           "dare_linear": "4×", "della": "4×"}
+
+
+def digest(path):
+    """method × policy rows, one cell per (shape, inputs): 'wall ms · wall/bound×', plus faults per call where
+    the benchmark counted any."""
+    data = json.load(open(path))
+    rows, cols = {}, []
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        parts = b["name"].split("/")
+        args = {kv.split(":")[0]: kv.split(":")[1] for kv in parts[3:] if ":" in kv}
+        col = f"{args.get('rows')}×{args.get('cols')}, {args.get('inputs')}"
+        if col not in cols:
+            cols.append(col)
+        wall = b["real_time"] / 1e3 if b.get("time_unit") == "ms" else b["real_time"] / 1e9
+        cell = f"{wall * 1e3:.1f} ms · **{wall / b['bound_s']:.1f}×**"
+        if b.get("faults_per_call", 0) >= 100:
+            cell += f" ({b['faults_per_call'] / 1e3:.1f}K faults)"
+        rows.setdefault((parts[0], parts[2]), {})[col] = cell
+    print("| method | policy | " + " | ".join(cols) + " | target |")
+    print("|---|---|" + "---|" * len(cols) + "---|")
+    for (method, policy), cells in rows.items():
+        print(f"| {method} | {policy} | " + " | ".join(cells.get(c, "") for c in cols) +
+              f" | {TARGETS.get(method, '—') if policy == 'par' else '—'} |")
 
 
 def main(path):
@@ -36,4 +65,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--digest":
+        digest(sys.argv[2])
+    else:
+        main(sys.argv[1])
