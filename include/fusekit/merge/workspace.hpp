@@ -40,7 +40,7 @@ public:
   void release() noexcept {
     const std::lock_guard lock(mu_);
     for (auto& [size, b] : idle_) {
-      ::operator delete(b.p, size, std::align_val_t{b.align});
+      ::operator delete(b.p, std::align_val_t{b.align});
       held_ -= size;
     }
     idle_.clear();
@@ -78,7 +78,7 @@ private:
     try {
       live_.emplace(p, live_entry{size, al});
     } catch (...) {
-      ::operator delete(p, size, std::align_val_t{al});
+      ::operator delete(p, std::align_val_t{al});
       throw;
     }
     held_ += size;
@@ -95,7 +95,7 @@ private:
     try {
       idle_.emplace(e.size, block{p, e.align});
     } catch (...) { // no memory to keep it: free it instead
-      ::operator delete(p, e.size, std::align_val_t{e.align});
+      ::operator delete(p, std::align_val_t{e.align});
       held_ -= e.size;
     }
   }
