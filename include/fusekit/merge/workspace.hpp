@@ -4,9 +4,10 @@
 ///
 /// The two-pass merge methods need per-call scratch that grows with the tensor: DARE (with the L1 rescale)
 /// and DELLA keep one bit per element and model between their passes (59 MB for 14336×4096 with 8 models),
-/// TIES and breadcrumbs collect the top-k bracket's candidates (~30 MB there). Allocated with operator new,
-/// blocks that large come from fresh mmap'd pages every call, and on a virtual machine each fresh page
-/// costs a fault of ~10 µs: 14 300 faults per dare_ties call at 14336×4096×8 on this project's VM. A
+/// TIES and breadcrumbs sample the keys and collect the top-k bracket's candidates (~30 MB there). Allocated
+/// with operator new, blocks above glibc's mmap threshold (dynamic, at most 32 MiB) come from fresh mmap'd
+/// pages every call, and on a virtual machine each fresh page costs a fault of ~10 µs: 14 337 faults per
+/// dare_ties call at 14336×4096×8 on this project's VM. A
 /// workspace that lives across the calls of a job (the `fusekit merge` tool keeps one for its whole run)
 /// hands the same blocks back and the pages stay mapped.
 ///
