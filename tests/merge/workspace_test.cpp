@@ -49,9 +49,16 @@ BOOST_AUTO_TEST_CASE(blocks_are_reused_by_size_and_alignment) {
   BOOST_TEST(pg2 == pg);
   mr.deallocate(pg2, 100, 4096);
 
-  void* z = mr.allocate(0, 8); // a zero-byte request still gives a distinct, valid block
-  BOOST_TEST(z != nullptr);
-  mr.deallocate(z, 0, 8);
+  {
+    merge_workspace ws0; // (empty, so the reuse below can only be of that block)
+    void* z = ws0.allocate(0, 8); // a zero-byte request still gives a distinct, valid block of one unit
+    BOOST_TEST(z != nullptr);
+    ws0.deallocate(z, 0, 8);
+    void* one = ws0.allocate(64, 8); // which a later request of one unit reuses
+    BOOST_TEST(one == z);
+    BOOST_TEST(ws0.system_allocations() == 1u);
+    ws0.deallocate(one, 64, 8);
+  }
 
   BOOST_TEST(ws.bytes_held() > 0u);
   ws.release();

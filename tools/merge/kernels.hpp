@@ -25,7 +25,7 @@ void merge_tensor(const fusekit::exec::parallel_policy& policy, const fusekit::m
 #define FUSEKIT_TOOL_KERNELS(In)                                                                                   \
   extern template void merge_tensor<In, In>(const fusekit::exec::parallel_policy&, const fusekit::method_spec&,   \
                                             const fusekit::io::tensor_plan&, const std::vector<const In*>&,        \
-                                            const In*, In*, std::uint64_t, std::pmr::memory_resource*);                                        \
+                                            const In*, In*, std::uint64_t, std::pmr::memory_resource*);            \
   extern template void merge_tensor<In, float>(const fusekit::exec::parallel_policy&, const fusekit::method_spec&, \
                                                const fusekit::io::tensor_plan&, const std::vector<const In*>&,     \
                                                const In*, float*, std::uint64_t, std::pmr::memory_resource*);

@@ -66,7 +66,7 @@ private:
 
   void* do_allocate(std::size_t bytes, std::size_t align) override {
     const std::size_t al = align > min_align ? align : min_align;
-    const std::size_t size = (bytes == 0 ? 1 : bytes + al - 1) / al * al;
+    const std::size_t size = ((bytes == 0 ? 1 : bytes) + al - 1) / al * al; // whole alignment units, never 0
     const std::lock_guard lock(mu_);
     for (auto it = idle_.lower_bound(size); it != idle_.end(); ++it)
       if (it->second.align >= al) {

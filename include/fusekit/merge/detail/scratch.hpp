@@ -20,12 +20,12 @@ namespace fusekit::detail {
 /// `n` uninitialized elements of trivial type T from `mr`, given back on destruction. Move-only.
 template <class T> class scratch_array {
   static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>);
+  static constexpr std::size_t align = alignof(T) < 64 ? 64 : alignof(T); // a cache line at least
 
 public:
   scratch_array() = default;
   scratch_array(std::pmr::memory_resource* mr, std::size_t n)
-      : mr_(mr), p_(n > 0 ? static_cast<T*>(mr->allocate(n * sizeof(T), alignof(T) < 64 ? 64 : alignof(T))) : nullptr),
-        n_(n) {}
+      : mr_(mr), p_(n > 0 ? static_cast<T*>(mr->allocate(n * sizeof(T), align)) : nullptr), n_(n) {}
   scratch_array(scratch_array&& o) noexcept
       : mr_(std::exchange(o.mr_, nullptr)), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
   scratch_array& operator=(scratch_array&& o) noexcept {
@@ -42,12 +42,11 @@ public:
   ~scratch_array() { reset(); }
 
   [[nodiscard]] T* get() const noexcept { return p_; }
-  [[nodiscard]] std::size_t size() const noexcept { return n_; }
 
 private:
   void reset() noexcept {
     if (p_ != nullptr)
-      mr_->deallocate(p_, n_ * sizeof(T), alignof(T) < 64 ? 64 : alignof(T));
+      mr_->deallocate(p_, n_ * sizeof(T), align);
     p_ = nullptr;
     n_ = 0;
   }
